@@ -1,0 +1,54 @@
+-- Clients of the client-credentials grant. Secrets are stored only as
+-- argon2id PHC strings; `version` changes on every update so that cached
+-- credential checks die with the row they were made against.
+CREATE TABLE clients (
+    client_id      TEXT PRIMARY KEY NOT NULL,
+    name           TEXT NOT NULL,
+    secret_hash    TEXT NOT NULL,
+    scopes         TEXT NOT NULL,
+    audiences      TEXT NOT NULL,
+    grant_types    TEXT NOT NULL,
+    token_ttl_secs INTEGER NOT NULL CHECK (token_ttl_secs > 0),
+    enabled        INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    version        INTEGER NOT NULL DEFAULT 1,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+) STRICT;
+
+-- Signing keys. The private key is sealed (AES-256-GCM) under the master key
+-- whose fingerprint is `master_key_id`; it is NULL once the key is retired.
+CREATE TABLE signing_keys (
+    kid           TEXT PRIMARY KEY NOT NULL,
+    alg           TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('next', 'current', 'previous', 'retired')),
+    private_key   BLOB,
+    master_key_id TEXT NOT NULL,
+    public_jwk    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    published_at  INTEGER,
+    activated_at  INTEGER,
+    retire_after  INTEGER
+) STRICT;
+
+CREATE UNIQUE INDEX signing_keys_one_current_per_alg ON signing_keys (alg) WHERE state = 'current';
+
+-- One row whose version every change to clients or keys bumps: servers poll
+-- it (a single-row read) to learn that their in-memory copy is stale.
+CREATE TABLE change_marker (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+) STRICT;
+INSERT INTO change_marker (id, version) VALUES (1, 0);
+
+CREATE TRIGGER clients_insert_marks AFTER INSERT ON clients
+BEGIN UPDATE change_marker SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER clients_update_marks AFTER UPDATE ON clients
+BEGIN UPDATE change_marker SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER clients_delete_marks AFTER DELETE ON clients
+BEGIN UPDATE change_marker SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER signing_keys_insert_marks AFTER INSERT ON signing_keys
+BEGIN UPDATE change_marker SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER signing_keys_update_marks AFTER UPDATE ON signing_keys
+BEGIN UPDATE change_marker SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER signing_keys_delete_marks AFTER DELETE ON signing_keys
+BEGIN UPDATE change_marker SET version = version + 1 WHERE id = 1; END;

@@ -1,0 +1,17 @@
+//! Parsed, validated values. Every untrusted string becomes one of these
+//! through `parse` before anything else looks at it.
+
+mod audience;
+mod client;
+mod client_id;
+mod scope;
+
+pub use audience::Audience;
+pub use client::{Client, GrantType};
+pub use client_id::ClientId;
+pub use scope::{Scope, ScopeSet};
+
+/// Why a value was refused; the text is safe to show to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub &'static str);

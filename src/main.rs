@@ -1,0 +1,33 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use warrant::cli::{Cli, Command, client_command, serve_command};
+use warrant::configuration::Settings;
+use warrant::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Settings::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&loaded.settings);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let result = match cli.command {
+        Command::Serve => serve_command(loaded.settings).await,
+        Command::Client(command) => client_command(loaded.settings, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

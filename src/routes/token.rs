@@ -1,0 +1,592 @@
+//! `POST /oauth/token`: the client credentials grant (RFC 6749 §4.4).
+//!
+//! The request is parsed strictly and in a fixed order: body, grant type,
+//! client authentication, then what the client asks for (scope, audience).
+//! Every refusal is an RFC 6749 §5.2 error body; nothing internal reaches the
+//! client.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use futures_util::StreamExt as _;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::credentials::AuthFailure;
+use crate::crypto::{b64url, random_bytes};
+use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use crate::startup::AppState;
+
+/// More form parameters than this is not a token request.
+const MAX_PARAMS: usize = 32;
+/// Our secrets are 43 characters; anything much longer cannot match and is
+/// refused before argon2 sees it.
+const MAX_SECRET_LEN: usize = 256;
+
+#[derive(thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(Cow<'static, str>),
+    /// `challenge`: answer with `WWW-Authenticate: Basic` (the client used
+    /// Basic, or sent no credentials at all). `reason` is for the log only:
+    /// the client learns nothing about which check failed.
+    #[error("invalid_client: {reason}")]
+    InvalidClient {
+        challenge: bool,
+        reason: &'static str,
+    },
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(Cow<'static, str>),
+    #[error("invalid_target: {0}")]
+    InvalidTarget(Cow<'static, str>),
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl fmt::Debug for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl TokenError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge(_) | Self::MethodNotAllowed => {
+                "invalid_request"
+            }
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    fn description(&self) -> Cow<'static, str> {
+        match self {
+            Self::InvalidRequest(d) | Self::InvalidScope(d) | Self::InvalidTarget(d) => d.clone(),
+            Self::InvalidClient { .. } => "client authentication failed".into(),
+            Self::UnauthorizedClient => {
+                "this client may not use the client_credentials grant".into()
+            }
+            Self::UnsupportedGrantType => "only grant_type=client_credentials is supported".into(),
+            Self::PayloadTooLarge(limit) => {
+                format!("request body larger than {limit} bytes").into()
+            }
+            Self::MethodNotAllowed => "the token endpoint accepts POST only".into(),
+            Self::Unavailable(d) => (*d).into(),
+            Self::Internal(_) => "the server could not issue a token".into(),
+        }
+    }
+}
+
+impl ResponseError for TokenError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        no_store(&mut response);
+        match self {
+            Self::InvalidClient {
+                challenge: true, ..
+            } => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    r#"Basic realm="warrant", charset="UTF-8""#,
+                ));
+            }
+            Self::MethodNotAllowed => {
+                response.insert_header((header::ALLOW, "POST"));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    error_description: Cow<'static, str>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u32,
+    scope: &'a str,
+}
+
+/// RFC 9068 §2.2 claims.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+}
+
+fn no_store(response: &mut actix_web::HttpResponseBuilder) {
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+}
+
+pub async fn method_not_allowed() -> HttpResponse {
+    TokenError::MethodNotAllowed.error_response()
+}
+
+/// Logs one line per request (client id, outcome, latency; never the secret
+/// or the token) around [`handle`].
+pub async fn issue(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TokenError> {
+    let started = Instant::now();
+    let mut client_id = None;
+    let result = handle(&request, body, &state, &mut client_id).await;
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let client_id = client_id.as_ref().map_or("-", ClientId::as_str);
+    match &result {
+        Ok(issued) => tracing::info!(
+            client_id, outcome = "issued", scope = %issued.scope, aud = %issued.audience,
+            kid = %issued.kid, jti = %issued.jti, latency_us, "token request"
+        ),
+        Err(e @ TokenError::Internal(_)) => {
+            tracing::error!(client_id, outcome = e.code(), error = ?e, latency_us, "token request");
+        }
+        Err(e) => {
+            tracing::info!(client_id, outcome = e.code(), reason = %e, latency_us, "token request");
+        }
+    }
+    result.map(|issued| issued.response)
+}
+
+struct Issued {
+    response: HttpResponse,
+    scope: String,
+    audience: Audience,
+    kid: String,
+    jti: String,
+}
+
+async fn handle(
+    request: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+    client_id_out: &mut Option<ClientId>,
+) -> Result<Issued, TokenError> {
+    if !request
+        .content_type()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    {
+        return Err(TokenError::InvalidRequest(
+            "Content-Type must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let body = read_body(request.headers(), body, state.max_body_bytes).await?;
+    let form = TokenForm::parse(&body)?;
+
+    match form.grant_type.as_deref() {
+        None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
+        Some("client_credentials") => {}
+        Some(_) => return Err(TokenError::UnsupportedGrantType),
+    }
+
+    let credentials = Credentials::from_request(request.headers(), &form)?;
+    let challenge = credentials.method == AuthMethod::Basic;
+    let invalid_client = |reason| TokenError::InvalidClient { challenge, reason };
+    let id = ClientId::parse(&credentials.client_id)
+        .map_err(|_| invalid_client("malformed client_id"))?;
+    *client_id_out = Some(id.clone());
+    if credentials.secret_len > MAX_SECRET_LEN {
+        return Err(invalid_client("secret too long"));
+    }
+
+    let snapshot = state.registry.snapshot();
+    let client = state
+        .authenticator
+        .authenticate(&id, snapshot.client(&id), &credentials.secret)
+        .await
+        .map_err(|failure| match failure {
+            AuthFailure::Busy => {
+                TokenError::Unavailable("too many client authentications in progress")
+            }
+            other => invalid_client(other.as_str()),
+        })?;
+
+    if !client.may_use(GrantType::ClientCredentials) {
+        return Err(TokenError::UnauthorizedClient);
+    }
+    let scope = granted_scope(&client, form.scope.as_deref())?;
+    let audience = audience(&client, &form.resource)?;
+
+    let signer = snapshot
+        .signer()
+        .ok_or(TokenError::Unavailable("no signing key is loaded"))?;
+    let jti = b64url(&random_bytes::<16>().map_err(|e| TokenError::Internal(e.into()))?);
+    let now = crate::clock::unix_now();
+    let scope_string = scope.to_string();
+    let claims = AccessTokenClaims {
+        iss: &state.issuer,
+        sub: client.id.as_str(),
+        aud: audience.as_str(),
+        exp: now + i64::from(client.token_ttl_secs),
+        iat: now,
+        jti: &jti,
+        client_id: client.id.as_str(),
+        scope: &scope_string,
+    };
+    let access_token = signer
+        .sign(&claims)
+        .map_err(|e| TokenError::Internal(e.into()))?;
+
+    let mut response = HttpResponse::Ok();
+    no_store(&mut response);
+    let response = response.json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: client.token_ttl_secs,
+        scope: &scope_string,
+    });
+    Ok(Issued {
+        response,
+        scope: scope_string,
+        audience,
+        kid: signer.kid().to_owned(),
+        jti,
+    })
+}
+
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, TokenError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(TokenError::PayloadTooLarge(limit));
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(256).min(limit));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|_| TokenError::InvalidRequest("could not read the request body".into()))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(TokenError::PayloadTooLarge(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The parameters of a token request we know; others are ignored
+/// (RFC 6749 §3.2). Empty values count as absent (§3.1).
+#[derive(Default)]
+struct TokenForm {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    resource: Vec<String>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    client_secret_len: usize,
+}
+
+impl TokenForm {
+    fn parse(body: &[u8]) -> Result<Self, TokenError> {
+        let mut form = Self::default();
+        for (count, (name, value)) in form_urlencoded::parse(body).enumerate() {
+            if count == MAX_PARAMS {
+                return Err(TokenError::InvalidRequest("too many parameters".into()));
+            }
+            if value.is_empty() {
+                continue;
+            }
+            let slot = match name.as_ref() {
+                "grant_type" => &mut form.grant_type,
+                "scope" => &mut form.scope,
+                "client_id" => &mut form.client_id,
+                "resource" => {
+                    form.resource.push(value.into_owned());
+                    continue;
+                }
+                "client_secret" => {
+                    if form.client_secret.is_some() {
+                        return Err(repeated("client_secret"));
+                    }
+                    form.client_secret_len = value.len();
+                    form.client_secret = Some(SecretString::from(value.into_owned()));
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(repeated(&name));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(form)
+    }
+}
+
+fn repeated(name: &str) -> TokenError {
+    TokenError::InvalidRequest(format!("parameter {name} is repeated").into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthMethod {
+    Basic,
+    Post,
+}
+
+struct Credentials {
+    method: AuthMethod,
+    client_id: String,
+    secret: SecretString,
+    secret_len: usize,
+}
+
+impl Credentials {
+    /// RFC 6749 §2.3.1: HTTP Basic (each half form-urlencoded) or the
+    /// `client_id`/`client_secret` body parameters, never both.
+    fn from_request(headers: &HeaderMap, form: &TokenForm) -> Result<Self, TokenError> {
+        let mut authorizations = headers.get_all(header::AUTHORIZATION);
+        let authorization = authorizations.next();
+        if authorizations.next().is_some() {
+            return Err(TokenError::InvalidRequest(
+                "Authorization is repeated".into(),
+            ));
+        }
+        match authorization {
+            Some(value) => {
+                let (client_id, secret) = parse_basic(value)?;
+                if form.client_secret.is_some() {
+                    return Err(TokenError::InvalidRequest(
+                        "use one client authentication method: Basic or client_secret, not both"
+                            .into(),
+                    ));
+                }
+                if form.client_id.as_ref().is_some_and(|id| *id != client_id) {
+                    return Err(TokenError::InvalidRequest(
+                        "client_id does not match the Basic credentials".into(),
+                    ));
+                }
+                Ok(Self {
+                    method: AuthMethod::Basic,
+                    client_id,
+                    secret_len: secret.len(),
+                    secret: SecretString::from(secret),
+                })
+            }
+            None => match (&form.client_id, &form.client_secret) {
+                (Some(client_id), Some(secret)) => Ok(Self {
+                    method: AuthMethod::Post,
+                    client_id: client_id.clone(),
+                    secret: secret.clone(),
+                    secret_len: form.client_secret_len,
+                }),
+                _ => Err(TokenError::InvalidClient {
+                    challenge: true,
+                    reason: "no client credentials",
+                }),
+            },
+        }
+    }
+}
+
+fn parse_basic(value: &HeaderValue) -> Result<(String, String), TokenError> {
+    let malformed = || TokenError::InvalidRequest("malformed Basic credentials".into());
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(TokenError::InvalidClient {
+            challenge: true,
+            reason: "unsupported authentication scheme",
+        });
+    }
+    let encoded = encoded.trim();
+    let decoded = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    Ok((
+        form_decode(id).ok_or_else(malformed)?,
+        form_decode(secret).ok_or_else(malformed)?,
+    ))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value.
+fn form_decode(s: &str) -> Option<String> {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
+}
+
+fn granted_scope(client: &Client, requested: Option<&str>) -> Result<ScopeSet, TokenError> {
+    let Some(requested) = requested else {
+        return Ok(client.scopes.clone());
+    };
+    let requested = ScopeSet::parse(requested).map_err(|e| TokenError::InvalidScope(e.0.into()))?;
+    if let Some(unknown) = requested.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(TokenError::InvalidScope(
+            format!(
+                "scope {} is not registered for this client",
+                unknown.as_str()
+            )
+            .into(),
+        ));
+    }
+    Ok(requested)
+}
+
+/// RFC 8707: one `resource` per token; absent means the client's default.
+fn audience(client: &Client, resources: &[String]) -> Result<Audience, TokenError> {
+    let requested = match resources {
+        [] => {
+            return client
+                .default_audience()
+                .cloned()
+                .ok_or(TokenError::InvalidTarget(
+                    "this client has no audience".into(),
+                ));
+        }
+        [one] => one,
+        _ => {
+            return Err(TokenError::InvalidTarget(
+                "one resource per token request".into(),
+            ));
+        }
+    };
+    let audience = Audience::parse(requested).map_err(|e| TokenError::InvalidTarget(e.0.into()))?;
+    if !client.audiences.contains(&audience) {
+        return Err(TokenError::InvalidTarget(
+            "resource is not registered for this client".into(),
+        ));
+    }
+    Ok(audience)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(raw: &str) -> HeaderValue {
+        HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(raw))).unwrap()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let (id, secret) = parse_basic(&basic("my%20client:p%3Ass+word")).unwrap();
+        assert_eq!(id, "my client");
+        assert_eq!(secret, "p:ss word");
+    }
+
+    #[test]
+    fn basic_scheme_is_case_insensitive_and_other_schemes_are_not_basic() {
+        let value = HeaderValue::from_str(&format!("bAsIc {}", STANDARD.encode("a:b"))).unwrap();
+        assert!(parse_basic(&value).is_ok());
+        let bearer = HeaderValue::from_static("Bearer abc");
+        assert!(matches!(
+            parse_basic(&bearer),
+            Err(TokenError::InvalidClient { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_basic_is_invalid_request() {
+        for raw in ["Basic", "Basic !!!", "Basic Zm9v"] {
+            let value = HeaderValue::from_static(raw);
+            assert!(
+                matches!(parse_basic(&value), Err(TokenError::InvalidRequest(_))),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused_and_empty_ones_ignored() {
+        assert!(matches!(
+            TokenForm::parse(b"grant_type=a&grant_type=b"),
+            Err(TokenError::InvalidRequest(_))
+        ));
+        let form = TokenForm::parse(b"grant_type=client_credentials&scope=&x=1&x=2").unwrap();
+        assert_eq!(form.grant_type.as_deref(), Some("client_credentials"));
+        assert!(form.scope.is_none());
+    }
+
+    #[test]
+    fn too_many_parameters_are_refused() {
+        let body = (0..40)
+            .map(|i| format!("p{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert!(TokenForm::parse(body.as_bytes()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn form_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = TokenForm::parse(&body);
+        }
+
+        #[test]
+        fn basic_parsing_never_panics(raw in "[ -~]{0,200}") {
+            if let Ok(value) = HeaderValue::from_str(&raw) {
+                let _ = parse_basic(&value);
+            }
+        }
+    }
+}

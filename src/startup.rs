@@ -1,0 +1,156 @@
+//! Assembling the server: storage, master key, keys, registry, HTTP.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpServer};
+use anyhow::Context as _;
+
+use crate::configuration::Settings;
+use crate::credentials::ClientAuthenticator;
+use crate::crypto::MasterKey;
+use crate::registry::{Registry, ensure_signing_key};
+use crate::routes;
+use crate::storage::{self, Storage};
+
+/// What every handler shares. Built once; cloned as an `Arc`.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub authenticator: ClientAuthenticator,
+    pub issuer: String,
+    pub metadata: Bytes,
+    pub public_cache_control: String,
+    pub max_body_bytes: usize,
+}
+
+pub struct Application {
+    port: u16,
+    issuer: String,
+    server: Server,
+    registry: Arc<Registry>,
+    refresh_interval: Duration,
+}
+
+/// Opens the database the settings name and applies pending migrations.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
+    let store = storage::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+impl Application {
+    /// Everything that can fail at start fails here, before the port opens:
+    /// a bad database, a missing or wrong master key, an unusable address.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_storage(&settings).await?;
+        let may_create_master_key = !store.has_any_key().await?;
+        let (master_key, created) =
+            MasterKey::load(&settings.master_key_file, may_create_master_key)?;
+        if created {
+            tracing::warn!(
+                path = %settings.master_key_file.display(),
+                "created a new master key; back it up: without it the signing keys cannot be opened"
+            );
+        }
+        ensure_signing_key(store.as_ref(), &master_key).await?;
+        let registry = Arc::new(Registry::load(store, master_key).await?);
+
+        let authenticator = ClientAuthenticator::new(
+            settings.auth.concurrency(),
+            Duration::from_millis(settings.auth.argon2_queue_timeout_ms),
+            Duration::from_secs(settings.auth.credential_cache_secs),
+        )?;
+
+        let address = settings.listen_addr()?;
+        let listener =
+            TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
+        let bound = listener.local_addr()?;
+        let issuer = settings.issuer_for(bound);
+        let metadata = serde_json::to_vec(&routes::metadata_document(&issuer))?;
+
+        let state = web::Data::new(AppState {
+            registry: Arc::clone(&registry),
+            authenticator,
+            issuer: issuer.clone(),
+            metadata: Bytes::from(metadata),
+            public_cache_control: format!("public, max-age={}", settings.jwks_max_age_secs),
+            max_body_bytes: settings.token.max_body_bytes,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(routes::configure)
+        })
+        .workers(settings.workers())
+        .shutdown_timeout(settings.shutdown_timeout_secs)
+        // actix stops abruptly on SIGINT; we drain on both signals ourselves.
+        .disable_signals()
+        .listen(listener)?
+        .run();
+
+        tracing::info!(%bound, %issuer, "warrant is listening");
+        Ok(Self {
+            port: bound.port(),
+            issuer,
+            server,
+            registry,
+            refresh_interval: settings.refresh_interval(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests (up
+    /// to `shutdown_timeout_secs`) and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let poller = tokio::spawn(Arc::clone(&self.registry).poll_forever(self.refresh_interval));
+        let handle = self.server.handle();
+        let stopper = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        poller.abort();
+        stopper.abort();
+        tracing::info!("warrant stopped");
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
