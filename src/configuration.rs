@@ -125,6 +125,7 @@ fn config_error(setting: impl Into<String>, message: impl Into<String>) -> Confi
 
 /// Settings and the warnings found while reading them (printed once logging
 /// is set up, which itself needs the settings).
+#[derive(Debug)]
 pub struct Loaded {
     pub settings: Settings,
     pub warnings: Vec<String>,

@@ -121,10 +121,10 @@ impl ClientAuthenticator {
         secret: &SecretString,
     ) -> Result<Arc<Client>, AuthFailure> {
         let message = mac_input(id, secret);
-        if let Some(client) = client {
-            if self.is_remembered(client, &message) {
-                return enabled(client);
-            }
+        if let Some(client) = client
+            && self.is_remembered(client, &message)
+        {
+            return enabled(client);
         }
 
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.acquire())

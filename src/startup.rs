@@ -96,7 +96,6 @@ impl Application {
         .listen(listener)?
         .run();
 
-        tracing::info!(%bound, %issuer, "warrant is listening");
         Ok(Self {
             port: bound.port(),
             issuer,
@@ -114,16 +113,26 @@ impl Application {
         &self.issuer
     }
 
+    /// The in-memory state, for callers (tests) that want to refresh it
+    /// without waiting for the next poll.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests (up
     /// to `shutdown_timeout_secs`) and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Handlers are in place before we announce that we listen, so a
+        // signal sent as soon as we say so is a graceful stop.
+        let signals = ShutdownSignals::install()?;
         let poller = tokio::spawn(Arc::clone(&self.registry).poll_forever(self.refresh_interval));
         let handle = self.server.handle();
         let stopper = tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.received().await;
             tracing::info!("shutting down: draining in-flight requests");
             handle.stop(true).await;
         });
+        tracing::info!(port = self.port, issuer = %self.issuer, "warrant is listening");
         let result = self.server.await;
         poller.abort();
         stopper.abort();
@@ -132,25 +141,40 @@ impl Application {
     }
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
+#[cfg(unix)]
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+struct ShutdownSignals;
+
+#[cfg(not(unix))]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn received(self) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -57,7 +57,8 @@ mod tests {
     proptest! {
         #[test]
         fn any_visible_ascii_string_up_to_128_round_trips(s in "[!-~]{1,128}") {
-            prop_assert_eq!(ClientId::parse(&s).unwrap().as_str(), s.as_str());
+            let id = ClientId::parse(&s).unwrap();
+            prop_assert_eq!(id.as_str(), s.as_str());
         }
 
         #[test]

@@ -1,0 +1,63 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["status"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_is_ready_with_a_database_and_a_signing_key() {
+    let app = spawn_app().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_reports_an_unreachable_database_and_recovers() {
+    let app = spawn_app().await;
+    let client = app.create_client().await;
+    let pool = sqlx::SqlitePool::connect(&app.database_url())
+        .await
+        .unwrap();
+    // Make the poll fail the way an unreachable database does.
+    sqlx::query("ALTER TABLE change_marker RENAME TO change_marker_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let response = wait_for_status(&app, 503).await;
+    assert_eq!(response.body["status"], "not_ready");
+    assert_eq!(
+        response.body["reasons"],
+        serde_json::json!(["database unreachable"])
+    );
+
+    // Tokens keep flowing from memory meanwhile.
+    let token = app
+        .token_with_basic(&client, "grant_type=client_credentials")
+        .await;
+    assert_eq!(token.status, 200, "{}", token.body);
+
+    sqlx::query("ALTER TABLE change_marker_away RENAME TO change_marker")
+        .execute(&pool)
+        .await
+        .unwrap();
+    wait_for_status(&app, 200).await;
+}
+
+async fn wait_for_status(
+    app: &crate::helpers::TestApp,
+    status: u16,
+) -> crate::helpers::TestResponse {
+    for _ in 0..100 {
+        let response = app.get("/readyz").await;
+        if response.status == status {
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("/readyz never answered {status}");
+}

@@ -1,0 +1,239 @@
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use warrant::configuration::Settings;
+use warrant::registry::Registry;
+use warrant::startup::Application;
+
+use crate::openapi::OpenApi;
+
+pub struct TestApp {
+    pub address: String,
+    pub issuer: String,
+    pub dir: TempDir,
+    pub registry: Arc<Registry>,
+    http: reqwest::Client,
+}
+
+/// A client made through the CLI, with the secret it printed.
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+/// A response already checked against `openapi.yaml`.
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+
+    pub fn access_token(&self) -> &str {
+        self.body["access_token"]
+            .as_str()
+            .expect("no access_token in response")
+    }
+}
+
+fn openapi() -> &'static OpenApi {
+    static SPEC: OnceLock<OpenApi> = OnceLock::new();
+    SPEC.get_or_init(OpenApi::load)
+}
+
+pub fn test_settings(dir: &TempDir) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite:{}", dir.path().join("warrant.db").display()),
+        master_key_file: dir.path().join("keys/master.key"),
+        workers: 1,
+        refresh_interval_ms: 100,
+        log_level: "warn".into(),
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(&dir);
+    spawn_app_with(dir, settings).await
+}
+
+pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
+    warrant::telemetry::init(&settings);
+    let application = Application::build(settings).await.expect("server starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let issuer = application.issuer().to_owned();
+    let registry = application.registry();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        issuer,
+        dir,
+        registry,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+impl TestApp {
+    pub fn database_url(&self) -> String {
+        format!("sqlite:{}", self.dir.path().join("warrant.db").display())
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.dir.path().join("keys/master.key")
+    }
+
+    /// Runs the `warrant` binary against this app's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_warrant"))
+            .args(args)
+            .env_clear()
+            .env("WARRANT_DATABASE_URL", self.database_url())
+            .env("WARRANT_MASTER_KEY_FILE", self.master_key_path())
+            .env("WARRANT_LOG_LEVEL", "warn")
+            .output()
+            .expect("run warrant")
+    }
+
+    /// `cli` that must succeed; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "warrant {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Creates a client with the CLI and makes the server see it at once.
+    pub async fn create_client_with(&self, extra: &[&str]) -> TestClient {
+        let mut args = vec!["client", "create", "--name", "test", "--json"];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--scope") {
+            args.extend_from_slice(&["--scope", "read write"]);
+        }
+        if !extra.contains(&"--audience") {
+            args.extend_from_slice(&["--audience", "https://api.example.com"]);
+        }
+        let created: Value = serde_json::from_str(&self.cli_ok(&args)).unwrap();
+        self.refresh().await;
+        TestClient {
+            id: created["client_id"].as_str().unwrap().to_owned(),
+            secret: created["client_secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn create_client(&self) -> TestClient {
+        self.create_client_with(&[]).await
+    }
+
+    pub async fn refresh(&self) {
+        self.registry.refresh().await.expect("registry refresh");
+    }
+
+    /// Sends a request and checks the response against `openapi.yaml`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> TestResponse {
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("{method} {path} -> {status}: body is not JSON: {bytes:?}")
+            })
+        };
+        openapi().check_response(method.as_str(), path, status.as_u16(), &headers, &body);
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        let request = self.http.get(format!("{}{path}", self.address));
+        self.send(Method::GET, path, request).await
+    }
+
+    /// POST /oauth/token with a form body and an optional Authorization.
+    pub async fn post_token(&self, body: &str, authorization: Option<&str>) -> TestResponse {
+        let mut request = self
+            .http
+            .post(format!("{}/oauth/token", self.address))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        self.send(Method::POST, "/oauth/token", request).await
+    }
+
+    /// A raw request to the token endpoint, for malformed ones.
+    pub fn token_request(&self, method: Method) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/oauth/token", self.address))
+    }
+
+    pub async fn token_with_basic(&self, client: &TestClient, body: &str) -> TestResponse {
+        self.post_token(body, Some(&basic(&client.id, &client.secret)))
+            .await
+    }
+}
+
+/// Verifies `token` the way a third party would: the `jsonwebtoken` crate,
+/// with the key the JWKS endpoint publishes under the token's `kid`.
+pub async fn verify_independently(app: &TestApp, token: &str, audience: &str) -> Value {
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+
+    let header = decode_header(token).expect("JWT header");
+    assert_eq!(header.alg, Algorithm::RS256);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let kid = header.kid.expect("kid in header");
+
+    let jwks: JwkSet =
+        serde_json::from_value(app.get("/.well-known/jwks.json").await.body).unwrap();
+    let jwk = jwks.find(&kid).expect("kid published in the JWKS");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[app.issuer.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
+    validation.leeway = 0;
+    decode::<Value>(token, &key, &validation)
+        .expect("token verifies")
+        .claims
+}
