@@ -8,11 +8,15 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret as _;
 
+use crate::clock::{rfc3339, unix_now};
 use crate::configuration::Settings;
 use crate::credentials::{generate_secret, hash_secret};
+use crate::crypto::{Algorithm, MasterKey};
 use crate::crypto::{b64url, random_bytes};
 use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use crate::keys::{KeyManager, KeyPolicy, KeySet, RotateMode, Rotation};
 use crate::startup::{Application, open_storage};
+use crate::storage::KeyState;
 
 /// Warrant: an OAuth 2.0 client-credentials token authority.
 ///
@@ -36,6 +40,102 @@ pub enum Command {
     /// Manage clients: who may obtain tokens, for which scopes and audiences.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage signing keys: list, generate, rotate, retire, export HS256
+    /// secrets, re-seal under a new master key.
+    ///
+    /// Keys move next -> current -> previous -> retired. A next key is
+    /// published in the JWKS before it may sign (jwks_max_age_secs +
+    /// keys.publication_margin_secs), so no verifier meets an unknown kid; a
+    /// previous key stays published until its tokens have expired.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List keys with their state and timestamps.
+    List {
+        /// Include retired keys.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a new next key for an algorithm (or an HS256 audience).
+    Generate(KeySetArgs),
+    /// Promote the next key to current when that is safe; the old current
+    /// key becomes previous and a fresh next key is published.
+    Rotate {
+        #[command(flatten)]
+        set: KeySetArgs,
+        /// If promotion is not safe yet, schedule it: the server promotes the
+        /// key as soon as it is.
+        #[arg(long)]
+        schedule: bool,
+        /// Promote now even if the next key has not been published long
+        /// enough: verifiers that cached the JWKS before it was published
+        /// reject new tokens until they refetch.
+        #[arg(long)]
+        force_unsafe_promotion: bool,
+    },
+    /// Retire a next or previous key: it leaves the JWKS and its private
+    /// half is destroyed.
+    Retire {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+        /// Retire a previous key even though tokens it signed may still be
+        /// live (they will fail verification).
+        #[arg(long)]
+        force_while_tokens_live: bool,
+    },
+    /// Print the HS256 secrets of an audience, for its resource server, with
+    /// the kids it must accept. A next secret can only be promoted after it
+    /// was exported.
+    ExportSecret {
+        /// The audience (resource URI) whose secrets to print.
+        #[arg(long, value_name = "URI")]
+        audience: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every stored private key under a new master key (created at
+    /// PATH if absent). Then replace the master key file with it; running
+    /// servers pick it up when they meet a key sealed under it.
+    Rewrap {
+        #[arg(long, value_name = "PATH")]
+        new_master_key_file: PathBuf,
+    },
+}
+
+/// Which key set: an asymmetric algorithm, or an HS256 audience.
+#[derive(Debug, Args)]
+pub struct KeySetArgs {
+    /// RS256, ES256, EdDSA, or HS256 (with --audience).
+    #[arg(long, default_value = "RS256")]
+    pub alg: String,
+    /// The audience of an HS256 key set (implies --alg HS256).
+    #[arg(long, value_name = "URI")]
+    pub audience: Option<String>,
+}
+
+impl KeySetArgs {
+    fn key_set(&self) -> anyhow::Result<KeySet> {
+        if let Some(audience) = &self.audience {
+            let audience =
+                Audience::parse(audience).map_err(|e| anyhow::anyhow!("--audience: {e}"))?;
+            if !matches!(self.alg.as_str(), "HS256" | "RS256") {
+                bail!("--audience selects an HS256 key set; --alg must be HS256");
+            }
+            return Ok(KeySet::Hs256(audience));
+        }
+        match Algorithm::parse(&self.alg) {
+            Some(Algorithm::HS256) => bail!("HS256 keys belong to an audience: add --audience URI"),
+            Some(alg) => Ok(KeySet::Asymmetric(alg)),
+            None => bail!("--alg must be one of RS256, ES256, EdDSA, HS256"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +150,8 @@ pub enum ClientCommand {
     },
     /// Show one client.
     Show {
+        // Generated ids and kids are base64url: they may start with '-'.
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Print JSON.
         #[arg(long)]
@@ -57,11 +159,18 @@ pub enum ClientCommand {
     },
     /// Stop issuing tokens to a client (its existing tokens stay valid
     /// until they expire).
-    Disable { client_id: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Issue tokens to a disabled client again.
-    Enable { client_id: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Delete a client for good.
     Delete {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Required: confirms the deletion, which cannot be undone.
         #[arg(long)]
@@ -88,6 +197,10 @@ pub struct CreateArgs {
     /// cannot obtain tokens yet.
     #[arg(long, default_value = "client_credentials", value_name = "LIST")]
     pub grant_types: String,
+    /// Signing algorithm of the client's tokens: RS256, ES256 or EdDSA
+    /// (audiences with HS256 keys get HS256 tokens whatever this says).
+    #[arg(long, default_value = "RS256")]
+    pub alg: String,
     /// Print JSON (with the secret) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -230,6 +343,9 @@ fn new_client(
     }
     let grant_types = GrantType::parse_list(&args.grant_types)
         .map_err(|e| anyhow::anyhow!("--grant-types: {e}"))?;
+    let signing_alg = Algorithm::parse(&args.alg)
+        .filter(|alg| !alg.is_symmetric())
+        .ok_or_else(|| anyhow::anyhow!("--alg must be RS256, ES256 or EdDSA"))?;
 
     let secret = generate_secret()?;
     let now = crate::clock::unix_now();
@@ -241,6 +357,7 @@ fn new_client(
         scopes,
         audiences,
         grant_types,
+        signing_alg,
         token_ttl_secs: ttl,
         enabled: true,
         version: 1,
@@ -256,4 +373,210 @@ fn parse_id(raw: &str) -> anyhow::Result<ClientId> {
 
 fn no_such(id: &ClientId) -> String {
     format!("no client with id {id}")
+}
+
+pub async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let store = open_storage(&settings).await?;
+    let mut out = std::io::stdout().lock();
+    if let KeysCommand::List { all, json } = command {
+        let keys = store.list_keys(all).await?;
+        if json {
+            let list: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "kid": k.kid,
+                        "key_set": k.key_set,
+                        "alg": k.alg,
+                        "state": k.state.as_str(),
+                        "created_at": rfc3339(k.created_at),
+                        "published_at": rfc3339(k.published_at),
+                        "activated_at": k.activated_at.map(rfc3339),
+                        "retire_after": k.retire_after.map(rfc3339),
+                        "promote_at": k.promote_at.map(rfc3339),
+                        "exported_at": k.exported_at.map(rfc3339),
+                    })
+                })
+                .collect();
+            writeln!(out, "{:#}", serde_json::Value::Array(list))?;
+        } else {
+            writeln!(
+                out,
+                "{:<44} {:<9} {:<28} {:<21} {:<21} RETIRE_AFTER",
+                "KID", "STATE", "SET", "PUBLISHED", "ACTIVATED"
+            )?;
+            for k in &keys {
+                let or_dash = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), rfc3339);
+                writeln!(
+                    out,
+                    "{:<44} {:<9} {:<28} {:<21} {:<21} {}",
+                    k.kid,
+                    k.state.as_str(),
+                    k.key_set,
+                    rfc3339(k.published_at),
+                    or_dash(k.activated_at),
+                    or_dash(k.retire_after)
+                )?;
+            }
+        }
+        return Ok(());
+    }
+
+    // Every other command seals or opens keys: it needs the master key, and
+    // must never create one (that would orphan the stored keys).
+    let may_create = !store.has_any_key().await?;
+    let (master_key, _) = MasterKey::load(&settings.master_key_file, may_create)?;
+    let policy = KeyPolicy::from_settings(&settings);
+    let keys = KeyManager::new(store.as_ref(), &master_key, policy);
+    let now = unix_now();
+    match command {
+        KeysCommand::List { .. } => {}
+        KeysCommand::Generate(args) => {
+            let set = args.key_set()?;
+            let record = keys.generate(&set, now).await?;
+            writeln!(out, "Published next key {} in {set}.", record.kid)?;
+            match policy.safe_at(&record) {
+                Some(at) => writeln!(
+                    out,
+                    "It may sign from {} (`warrant keys rotate`).",
+                    rfc3339(at)
+                )?,
+                None => writeln!(
+                    out,
+                    "Give it to the resource server with `warrant keys export-secret --audience ...`; \
+                     it may sign {} s after that.",
+                    policy.publication_delay
+                )?,
+            }
+        }
+        KeysCommand::Rotate {
+            set,
+            schedule,
+            force_unsafe_promotion,
+        } => {
+            let set = set.key_set()?;
+            let mode = match (force_unsafe_promotion, schedule) {
+                (true, true) => bail!("--schedule and --force-unsafe-promotion exclude each other"),
+                (true, false) => RotateMode::Force,
+                (false, true) => RotateMode::Schedule,
+                (false, false) => RotateMode::IfSafe,
+            };
+            let when = |at: Option<i64>| match at {
+                Some(at) => format!("from {} (in {} s)", rfc3339(at), (at - now).max(0)),
+                None => {
+                    "once its secret has been exported and then published long enough".to_owned()
+                }
+            };
+            match keys.rotate(&set, mode, now).await? {
+                Rotation::Promoted {
+                    current,
+                    previous,
+                    next,
+                } => {
+                    if mode == RotateMode::Force {
+                        writeln!(
+                            out,
+                            "warning: forced promotion; verifiers holding a JWKS older than {} s may reject new tokens until they refetch",
+                            policy.publication_delay
+                        )?;
+                    }
+                    writeln!(out, "Rotated {set}: {current} now signs.")?;
+                    if let Some(previous) = previous {
+                        writeln!(
+                            out,
+                            "  previous: {previous} (published until {})",
+                            rfc3339(now + policy.retire_delay)
+                        )?;
+                    }
+                    writeln!(out, "  next:     {next} (published now)")?;
+                }
+                Rotation::NotYetSafe { next, safe_at } => bail!(
+                    "not rotating {set}: next key {next} may sign only {}; \
+                     --schedule to have the server promote it then, or --force-unsafe-promotion",
+                    when(safe_at)
+                ),
+                Rotation::Scheduled { next, at } => {
+                    writeln!(
+                        out,
+                        "Scheduled: a running server promotes {next} in {set} at {}.",
+                        rfc3339(at)
+                    )?;
+                }
+                Rotation::PublishedNext { next, safe_at } => {
+                    writeln!(
+                        out,
+                        "{set} had no next key: published {next}; it may sign {}.",
+                        when(safe_at)
+                    )?;
+                }
+            }
+        }
+        KeysCommand::Retire {
+            kid,
+            force_while_tokens_live,
+        } => {
+            keys.retire(&kid, force_while_tokens_live, now).await?;
+            writeln!(
+                out,
+                "Retired {kid}: removed from the JWKS, private key destroyed."
+            )?;
+        }
+        KeysCommand::ExportSecret { audience, json } => {
+            let audience =
+                Audience::parse(&audience).map_err(|e| anyhow::anyhow!("--audience: {e}"))?;
+            let secrets = keys.export_secrets(&audience, now).await?;
+            if json {
+                let list: Vec<_> = secrets
+                    .iter()
+                    .map(|s| serde_json::json!({ "kid": s.kid, "state": s.state.as_str(), "alg": "HS256", "secret": s.secret_b64url }))
+                    .collect();
+                writeln!(
+                    out,
+                    "{:#}",
+                    serde_json::json!({ "audience": audience.as_str(), "keys": list })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "HS256 secrets for {audience} (base64url); the resource server must accept every kid below:"
+                )?;
+                for s in &secrets {
+                    let note = if s.state == KeyState::Next {
+                        "  (next: will sign after rotation)"
+                    } else {
+                        ""
+                    };
+                    writeln!(
+                        out,
+                        "  kid {} {:<8} {}{note}",
+                        s.kid,
+                        s.state.as_str(),
+                        s.secret_b64url
+                    )?;
+                }
+            }
+        }
+        KeysCommand::Rewrap {
+            new_master_key_file,
+        } => {
+            let (new_key, created) = MasterKey::load_file(&new_master_key_file, true)?;
+            if new_key.id() == master_key.id() {
+                bail!("the new master key is the one already in use");
+            }
+            let count = keys.rewrap(&new_key).await?;
+            writeln!(
+                out,
+                "Re-sealed {count} keys under master key {} ({}{}).",
+                new_key.id(),
+                new_master_key_file.display(),
+                if created { ", created" } else { "" }
+            )?;
+            writeln!(
+                out,
+                "Now replace {} with it; servers load it when they next open a key, or at restart.",
+                settings.master_key_file.display()
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -38,6 +38,7 @@ pub struct Settings {
     pub jwks_max_age_secs: u64,
     pub token: TokenSettings,
     pub auth: AuthSettings,
+    pub keys: KeySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +63,20 @@ pub struct AuthSettings {
     pub credential_cache_secs: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySettings {
+    /// Added to `jwks_max_age_secs`: how long a new key is published before
+    /// it may sign (covers clock skew, proxies, replicas' polling).
+    pub publication_margin_secs: u64,
+    /// Added to `token.max_ttl_secs`: how long a retired-from-signing key
+    /// stays published.
+    pub retire_leeway_secs: u64,
+    /// Rotate each key set this long after its key started signing; 0 turns
+    /// automatic rotation off.
+    pub rotation_period_secs: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -84,6 +99,7 @@ impl Default for Settings {
             jwks_max_age_secs: 300,
             token: TokenSettings::default(),
             auth: AuthSettings::default(),
+            keys: KeySettings::default(),
         }
     }
 }
@@ -94,6 +110,16 @@ impl Default for TokenSettings {
             default_ttl_secs: 900,
             max_ttl_secs: 86_400,
             max_body_bytes: 4096,
+        }
+    }
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            publication_margin_secs: 60,
+            retire_leeway_secs: 60,
+            rotation_period_secs: 90 * 24 * 3600,
         }
     }
 }

@@ -212,6 +212,7 @@ mod tests {
             scopes: ScopeSet::parse("read").unwrap(),
             audiences: vec![Audience::parse("urn:api").unwrap()],
             grant_types: vec![GrantType::ClientCredentials],
+            signing_alg: crate::crypto::Algorithm::RS256,
             token_ttl_secs: 60,
             enabled,
             version,

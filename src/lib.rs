@@ -9,6 +9,7 @@ pub mod configuration;
 pub mod credentials;
 pub mod crypto;
 pub mod domain;
+pub mod keys;
 pub mod registry;
 pub mod routes;
 pub mod startup;

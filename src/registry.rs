@@ -7,6 +7,7 @@
 //! or another replica.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,7 +16,8 @@ use actix_web::web::Bytes;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::crypto::{Algorithm, CryptoError, MasterKey, SigningKey};
-use crate::domain::{Client, ClientId};
+use crate::domain::{Audience, Client, ClientId};
+use crate::keys::{KeyError, KeyManager, KeyPolicy, KeySet};
 use crate::storage::{KeyRecord, KeyState, Storage, StorageError};
 
 /// What the hot path sees; never mutated, only replaced.
@@ -24,7 +26,12 @@ pub struct Snapshot {
     clients: HashMap<ClientId, Arc<Client>>,
     /// Parsed private keys by kid, kept so a reload re-parses only new keys.
     keys: HashMap<String, Arc<SigningKey>>,
-    signer: Option<Arc<SigningKey>>,
+    /// The stored key rows (private halves still sealed), for maintenance.
+    records: Vec<KeyRecord>,
+    /// The current key of each asymmetric set.
+    signers: HashMap<Algorithm, Arc<SigningKey>>,
+    /// The current key of each HS256 audience.
+    audience_signers: HashMap<Audience, Arc<SigningKey>>,
     jwks: Bytes,
 }
 
@@ -33,9 +40,22 @@ impl Snapshot {
         self.clients.get(id)
     }
 
-    /// The key that signs new tokens.
-    pub fn signer(&self) -> Option<&Arc<SigningKey>> {
-        self.signer.as_ref()
+    /// The key that signs a token for `audience`: the audience's own HS256
+    /// key if it has one, else the current key of the client's algorithm.
+    pub fn signer_for(&self, alg: Algorithm, audience: &Audience) -> Option<&Arc<SigningKey>> {
+        self.audience_signers
+            .get(audience)
+            .or_else(|| self.signers.get(&alg))
+    }
+
+    /// The current RS256 key, the default for clients.
+    pub fn default_signer(&self) -> Option<&Arc<SigningKey>> {
+        self.signers.get(&Algorithm::RS256)
+    }
+
+    /// The stored keys that are not retired.
+    pub fn key_records(&self) -> &[KeyRecord] {
+        &self.records
     }
 
     /// The serialized JWK Set of every published key.
@@ -61,11 +81,17 @@ pub enum RegistryError {
     BadKey { kid: String, reason: String },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
 }
 
 pub struct Registry {
     store: Arc<dyn Storage>,
-    master_key: MasterKey,
+    /// Swapped when keys turn up sealed under a master key we do not hold:
+    /// after `warrant keys rewrap` the operator replaces the file in place.
+    master_key: ArcSwap<MasterKey>,
+    master_key_file: PathBuf,
+    policy: KeyPolicy,
     snapshot: ArcSwap<Snapshot>,
     database_reachable: AtomicBool,
 }
@@ -76,17 +102,23 @@ impl Registry {
     pub async fn load(
         store: Arc<dyn Storage>,
         master_key: MasterKey,
+        master_key_file: PathBuf,
+        policy: KeyPolicy,
     ) -> Result<Self, RegistryError> {
         let empty = Snapshot {
             marker: -1,
             clients: HashMap::new(),
             keys: HashMap::new(),
-            signer: None,
+            records: Vec::new(),
+            signers: HashMap::new(),
+            audience_signers: HashMap::new(),
             jwks: Bytes::new(),
         };
         let registry = Self {
             store,
-            master_key,
+            master_key: ArcSwap::from_pointee(master_key),
+            master_key_file,
+            policy,
             snapshot: ArcSwap::from_pointee(empty),
             database_reachable: AtomicBool::new(true),
         };
@@ -101,7 +133,7 @@ impl Registry {
 
     /// Ready means: the last poll reached the database and a key can sign.
     pub fn is_ready(&self) -> bool {
-        self.database_reachable.load(Ordering::Relaxed) && self.snapshot.load().signer.is_some()
+        self.database_reachable.load(Ordering::Relaxed) && !self.snapshot.load().signers.is_empty()
     }
 
     pub fn database_reachable(&self) -> bool {
@@ -119,6 +151,24 @@ impl Registry {
         Ok(true)
     }
 
+    /// Makes the key transitions that are due (see [`KeyManager::maintain`])
+    /// and reloads if it made any.
+    pub async fn maintain_keys(&self) -> Result<(), RegistryError> {
+        let snapshot = self.snapshot.load_full();
+        let master_key = self.master_key.load();
+        let manager = KeyManager::new(self.store.as_ref(), &master_key, self.policy);
+        let done = manager
+            .maintain(snapshot.key_records(), crate::clock::unix_now())
+            .await?;
+        for action in &done {
+            tracing::info!(action = %action, "key maintenance");
+        }
+        if !done.is_empty() {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
     /// Polls until the process ends. A failed poll keeps the old snapshot:
     /// tokens keep flowing from memory while the database is away. The outage
     /// and the recovery are logged once each, not once per poll.
@@ -127,7 +177,11 @@ impl Registry {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match self.refresh().await {
+            let result = match self.refresh().await {
+                Ok(reloaded) => self.maintain_keys().await.map(|()| reloaded),
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(reloaded) => {
                     if !self.database_reachable.swap(true, Ordering::Relaxed) {
                         tracing::info!("database reachable again");
@@ -162,12 +216,14 @@ impl Registry {
 
         let previous = self.snapshot.load();
         let mut keys = HashMap::new();
-        let mut signer = None;
+        let mut signers = HashMap::new();
+        let mut audience_signers = HashMap::new();
         let mut published = Vec::new();
-        for record in self.store.list_active_keys().await? {
+        let records = self.store.list_keys(false).await?;
+        for record in &records {
             let key = match previous.keys.get(&record.kid) {
                 Some(key) => Arc::clone(key),
-                None => match self.open_key(&record) {
+                None => match self.open_key(record) {
                     Ok(key) => Arc::new(key),
                     Err(e) if strict => return Err(e),
                     Err(e) => {
@@ -176,16 +232,23 @@ impl Registry {
                     }
                 },
             };
-            if matches!(
-                record.state,
-                KeyState::Next | KeyState::Current | KeyState::Previous
-            ) {
-                published.push(key.public_jwk().clone());
+            if let Some(jwk) = key.public_jwk() {
+                published.push(jwk.clone());
             }
             if record.state == KeyState::Current {
-                signer = Some(Arc::clone(&key));
+                match KeySet::parse(&record.key_set) {
+                    Some(KeySet::Hs256(audience)) => {
+                        audience_signers.insert(audience, Arc::clone(&key));
+                    }
+                    Some(KeySet::Asymmetric(alg)) => {
+                        signers.insert(alg, Arc::clone(&key));
+                    }
+                    None => {
+                        tracing::error!(kid = %record.kid, set = %record.key_set, "unknown key set")
+                    }
+                }
             }
-            keys.insert(record.kid, key);
+            keys.insert(record.kid.clone(), key);
         }
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
             .map_err(|_| CryptoError("cannot serialize the JWKS"))?;
@@ -193,7 +256,9 @@ impl Registry {
             marker,
             clients,
             keys,
-            signer,
+            records,
+            signers,
+            audience_signers,
             jwks: Bytes::from(jwks),
         })
     }
@@ -208,61 +273,31 @@ impl Registry {
             .sealed_private_key
             .as_deref()
             .ok_or_else(|| bad("private key destroyed but key not retired"))?;
-        if record.master_key_id != self.master_key.id() {
-            return Err(RegistryError::WrongMasterKey {
-                kid: record.kid.clone(),
-                sealed_under: record.master_key_id.clone(),
-                loaded: self.master_key.id().to_owned(),
-            });
+        let mut master_key = self.master_key.load_full();
+        if record.master_key_id != master_key.id() {
+            // Rewrapped under a new master key: the operator may have put it
+            // in place of the old one. Never create one here.
+            if let Ok((reloaded, _)) = MasterKey::load(&self.master_key_file, false)
+                && reloaded.id() == record.master_key_id
+            {
+                tracing::info!(id = reloaded.id(), "loaded the new master key");
+                master_key = Arc::new(reloaded);
+                self.master_key.store(Arc::clone(&master_key));
+            } else {
+                return Err(RegistryError::WrongMasterKey {
+                    kid: record.kid.clone(),
+                    sealed_under: record.master_key_id.clone(),
+                    loaded: master_key.id().to_owned(),
+                });
+            }
         }
-        let pkcs8 = self
-            .master_key
+        let secret = master_key
             .open(record.kid.as_bytes(), sealed)
             .map_err(|e| bad(e.0))?;
-        let key = SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| bad(e.0))?;
+        let key = SigningKey::from_secret(alg, Some(&record.kid), &secret).map_err(|e| bad(e.0))?;
         if key.kid() != record.kid {
             return Err(bad("private key does not match its kid"));
         }
         Ok(key)
     }
-}
-
-/// Makes sure an RS256 key is current, generating and sealing one on first
-/// start. Two processes racing here both generate, one insert wins.
-pub async fn ensure_signing_key(
-    store: &dyn Storage,
-    master_key: &MasterKey,
-) -> Result<(), RegistryError> {
-    let has_current = store
-        .list_active_keys()
-        .await?
-        .iter()
-        .any(|k| k.state == KeyState::Current && k.alg == Algorithm::RS256.as_str());
-    if has_current {
-        return Ok(());
-    }
-    let (key, pkcs8) = tokio::task::spawn_blocking(|| SigningKey::generate(Algorithm::RS256))
-        .await
-        .map_err(|_| CryptoError("key generation task failed"))??;
-    let now = crate::clock::unix_now();
-    let record = KeyRecord {
-        kid: key.kid().to_owned(),
-        alg: key.alg().as_str().to_owned(),
-        state: KeyState::Current,
-        sealed_private_key: Some(master_key.seal(key.kid().as_bytes(), &pkcs8)?),
-        master_key_id: master_key.id().to_owned(),
-        public_jwk: key.public_jwk().to_string(),
-        created_at: now,
-        published_at: Some(now),
-        activated_at: Some(now),
-        retire_after: None,
-    };
-    if store.insert_current_key_if_none(&record).await? {
-        tracing::info!(
-            kid = key.kid(),
-            alg = key.alg().as_str(),
-            "generated the first signing key"
-        );
-    }
-    Ok(())
 }

@@ -12,7 +12,8 @@ use anyhow::Context as _;
 use crate::configuration::Settings;
 use crate::credentials::ClientAuthenticator;
 use crate::crypto::MasterKey;
-use crate::registry::{Registry, ensure_signing_key};
+use crate::keys::{KeyManager, KeyPolicy};
+use crate::registry::Registry;
 use crate::routes;
 use crate::storage::{self, Storage};
 
@@ -60,8 +61,13 @@ impl Application {
                 "created a new master key; back it up: without it the signing keys cannot be opened"
             );
         }
-        ensure_signing_key(store.as_ref(), &master_key).await?;
-        let registry = Arc::new(Registry::load(store, master_key).await?);
+        let policy = KeyPolicy::from_settings(&settings);
+        KeyManager::new(store.as_ref(), &master_key, policy)
+            .bootstrap(crate::clock::unix_now())
+            .await?;
+        let registry = Arc::new(
+            Registry::load(store, master_key, settings.master_key_file.clone(), policy).await?,
+        );
 
         let authenticator = ClientAuthenticator::new(
             settings.auth.concurrency(),

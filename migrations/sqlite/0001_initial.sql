@@ -8,6 +8,7 @@ CREATE TABLE clients (
     scopes         TEXT NOT NULL,
     audiences      TEXT NOT NULL,
     grant_types    TEXT NOT NULL,
+    signing_alg    TEXT NOT NULL DEFAULT 'RS256',
     token_ttl_secs INTEGER NOT NULL CHECK (token_ttl_secs > 0),
     enabled        INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     version        INTEGER NOT NULL DEFAULT 1,
@@ -15,22 +16,31 @@ CREATE TABLE clients (
     updated_at     INTEGER NOT NULL
 ) STRICT;
 
--- Signing keys. The private key is sealed (AES-256-GCM) under the master key
--- whose fingerprint is `master_key_id`; it is NULL once the key is retired.
+-- Signing keys, in key sets: one per asymmetric algorithm ("RS256") and one
+-- per HS256 audience ("HS256 <audience>"). Each set has at most one `next`
+-- (published, not signing) and one `current` (signing) key. The private key
+-- is sealed (AES-256-GCM) under the master key whose fingerprint is
+-- `master_key_id`; it is NULL once the key is retired.
 CREATE TABLE signing_keys (
     kid           TEXT PRIMARY KEY NOT NULL,
+    key_set       TEXT NOT NULL,
     alg           TEXT NOT NULL,
     state         TEXT NOT NULL CHECK (state IN ('next', 'current', 'previous', 'retired')),
     private_key   BLOB,
     master_key_id TEXT NOT NULL,
-    public_jwk    TEXT NOT NULL,
+    public_jwk    TEXT,  -- NULL for HS256 secrets, which are never published
     created_at    INTEGER NOT NULL,
     published_at  INTEGER,
     activated_at  INTEGER,
-    retire_after  INTEGER
+    retire_after  INTEGER,
+    -- a promotion of this `next` key scheduled by `warrant keys rotate --schedule`
+    promote_at    INTEGER,
+    -- when an HS256 secret was last handed out with `keys export-secret`
+    exported_at   INTEGER
 ) STRICT;
 
-CREATE UNIQUE INDEX signing_keys_one_current_per_alg ON signing_keys (alg) WHERE state = 'current';
+CREATE UNIQUE INDEX signing_keys_one_current_per_set ON signing_keys (key_set) WHERE state = 'current';
+CREATE UNIQUE INDEX signing_keys_one_next_per_set ON signing_keys (key_set) WHERE state = 'next';
 
 -- One row whose version every change to clients or keys bumps: servers poll
 -- it (a single-row read) to learn that their in-memory copy is stale.

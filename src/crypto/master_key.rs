@@ -71,6 +71,11 @@ impl MasterKey {
         if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
             return Ok((Self::decode(&value, MASTER_KEY_ENV)?, false));
         }
+        Self::load_file(path, may_create)
+    }
+
+    /// [`load`](Self::load) from the file only, whatever the environment says.
+    pub fn load_file(path: &Path, may_create: bool) -> Result<(Self, bool), MasterKeyError> {
         match fs::read_to_string(path) {
             Ok(text) => {
                 check_permissions(path)?;

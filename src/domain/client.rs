@@ -3,6 +3,7 @@ use std::fmt;
 use secrecy::SecretString;
 
 use super::{Audience, ClientId, ParseError, ScopeSet};
+use crate::crypto::Algorithm;
 
 /// The grants a client may use. Warrant implements one; a client registered
 /// with none can authenticate but obtains no tokens (`unauthorized_client`).
@@ -51,6 +52,9 @@ pub struct Client {
     /// Allowed audiences; the first is the default.
     pub audiences: Vec<Audience>,
     pub grant_types: Vec<GrantType>,
+    /// The asymmetric algorithm of this client's tokens (HS256 is chosen per
+    /// audience, not per client).
+    pub signing_alg: Algorithm,
     pub token_ttl_secs: u32,
     pub enabled: bool,
     /// Changes on every update of the row.
@@ -76,6 +80,7 @@ impl Client {
             "scope": self.scopes.to_string(),
             "audiences": self.audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
             "grant_types": self.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "signing_alg": self.signing_alg.as_str(),
             "token_ttl_secs": self.token_ttl_secs,
             "enabled": self.enabled,
             "created_at": crate::clock::rfc3339(self.created_at),

@@ -22,7 +22,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !registry.database_reachable() {
         reasons.push("database unreachable");
     }
-    if registry.snapshot().signer().is_none() {
+    if registry.snapshot().default_signer().is_none() {
         reasons.push("no signing key");
     }
     HttpResponse::ServiceUnavailable()

@@ -267,9 +267,12 @@ async fn handle(
     let scope = granted_scope(&client, form.scope.as_deref())?;
     let audience = audience(&client, &form.resource)?;
 
-    let signer = snapshot
-        .signer()
-        .ok_or(TokenError::Unavailable("no signing key is loaded"))?;
+    let signer =
+        snapshot
+            .signer_for(client.signing_alg, &audience)
+            .ok_or(TokenError::Unavailable(
+                "no current signing key for this client's algorithm",
+            ))?;
     let jti = b64url(&random_bytes::<16>().map_err(|e| TokenError::Internal(e.into()))?);
     let now = crate::clock::unix_now();
     let scope_string = scope.to_string();

@@ -16,16 +16,21 @@ pub use sqlite::SqliteStorage;
 #[derive(Clone)]
 pub struct KeyRecord {
     pub kid: String,
+    /// "RS256", "ES256", "EdDSA", or "HS256 <audience>".
+    pub key_set: String,
     pub alg: String,
     pub state: KeyState,
     /// `nonce || ciphertext || tag` under the master key; `None` once retired.
     pub sealed_private_key: Option<Vec<u8>>,
     pub master_key_id: String,
-    pub public_jwk: String,
+    /// The public JWK; `None` for HS256.
+    pub public_jwk: Option<String>,
     pub created_at: i64,
-    pub published_at: Option<i64>,
+    pub published_at: i64,
     pub activated_at: Option<i64>,
     pub retire_after: Option<i64>,
+    pub promote_at: Option<i64>,
+    pub exported_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +66,7 @@ impl KeyState {
 pub enum StorageError {
     #[error("unsupported database URL {0:?}: expected sqlite:PATH")]
     UnsupportedUrl(String),
-    #[error("a client with this id already exists")]
+    #[error("a conflicting row exists")]
     Conflict,
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
@@ -89,15 +94,37 @@ pub trait Storage: Send + Sync {
     /// Returns false when no such client exists.
     async fn delete_client(&self, id: &ClientId) -> Result<bool, StorageError>;
 
-    /// Keys that are not retired.
-    async fn list_active_keys(&self) -> Result<Vec<KeyRecord>, StorageError>;
+    /// Keys, oldest first; retired ones only when asked.
+    async fn list_keys(&self, include_retired: bool) -> Result<Vec<KeyRecord>, StorageError>;
     /// True when any key, even retired, was ever stored: its master key
     /// must then already exist.
     async fn has_any_key(&self) -> Result<bool, StorageError>;
-    /// Inserts `key` as the current key for its algorithm unless one exists
-    /// already (another process may have won the race); returns whether it
-    /// was inserted.
-    async fn insert_current_key_if_none(&self, key: &KeyRecord) -> Result<bool, StorageError>;
+    /// Inserts a key; `Conflict` when its set already has a key in that
+    /// state (another process got there first).
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StorageError>;
+    /// In one transaction: the set's `current` key becomes `previous` (to
+    /// retire after `retire_after`), `next_kid` becomes `current`, and
+    /// `fresh_next` (if any) is published as the new `next`. Returns false,
+    /// changing nothing, when `next_kid` is no longer the set's `next` key
+    /// (another process rotated first).
+    async fn promote(
+        &self,
+        key_set: &str,
+        next_kid: &str,
+        now: i64,
+        retire_after: i64,
+        fresh_next: Option<&KeyRecord>,
+    ) -> Result<bool, StorageError>;
+    /// Schedules the promotion of a `next` key; false if it is not `next`.
+    async fn schedule_promotion(&self, kid: &str, at: i64) -> Result<bool, StorageError>;
+    /// Retires a `next` or `previous` key and destroys its private half;
+    /// false if no such key is in one of those states.
+    async fn retire_key(&self, kid: &str, now: i64) -> Result<bool, StorageError>;
+    /// Records that the set's secrets were handed out.
+    async fn mark_exported(&self, key_set: &str, now: i64) -> Result<(), StorageError>;
+    /// Replaces sealed private keys (kid, sealed, master key id) in one
+    /// transaction.
+    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError>;
 }
 
 /// Opens the storage the URL names, creating an embedded database if needed.

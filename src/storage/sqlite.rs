@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use super::{KeyRecord, KeyState, Storage, StorageError};
+use crate::crypto::Algorithm;
 use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
 
 /// The embedded default: one SQLite file in WAL mode.
@@ -59,7 +60,7 @@ fn create_private_file(path: &std::path::Path) -> Result<(), StorageError> {
 }
 
 const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, scopes, audiences, grant_types, \
-     token_ttl_secs, enabled, version, created_at, updated_at";
+     signing_alg, token_ttl_secs, enabled, version, created_at, updated_at";
 
 fn client_from_row(row: &SqliteRow) -> Result<Client, StorageError> {
     let id: String = row.try_get("client_id")?;
@@ -67,6 +68,7 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StorageError> {
     let scopes: String = row.try_get("scopes")?;
     let audiences: String = row.try_get("audiences")?;
     let grant_types: String = row.try_get("grant_types")?;
+    let signing_alg: String = row.try_get("signing_alg")?;
     let ttl: i64 = row.try_get("token_ttl_secs")?;
     Ok(Client {
         id: ClientId::parse(&id).map_err(|e| corrupt(e.0))?,
@@ -79,6 +81,9 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StorageError> {
             .collect::<Result<_, _>>()
             .map_err(|e| corrupt(e.0))?,
         grant_types: GrantType::parse_list(&grant_types).map_err(|e| corrupt(e.0))?,
+        signing_alg: Algorithm::parse(&signing_alg)
+            .filter(|alg| !alg.is_symmetric())
+            .ok_or_else(|| corrupt("unknown signing_alg"))?,
         token_ttl_secs: u32::try_from(ttl).map_err(|_| corrupt("token_ttl_secs out of range"))?,
         enabled: row.try_get("enabled")?,
         version: row.try_get("version")?,
@@ -93,6 +98,7 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StorageError> {
     let state = KeyState::parse(&state)
         .ok_or_else(|| StorageError::Corrupt(format!("key {kid:?}: unknown state {state:?}")))?;
     Ok(KeyRecord {
+        key_set: row.try_get("key_set")?,
         alg: row.try_get("alg")?,
         state,
         sealed_private_key: row.try_get("private_key")?,
@@ -102,6 +108,8 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StorageError> {
         published_at: row.try_get("published_at")?,
         activated_at: row.try_get("activated_at")?,
         retire_after: row.try_get("retire_after")?,
+        promote_at: row.try_get("promote_at")?,
+        exported_at: row.try_get("exported_at")?,
         kid,
     })
 }
@@ -151,8 +159,8 @@ impl Storage for SqliteStorage {
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
         let result = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, grant_types, \
-             token_ttl_secs, enabled, version, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             signing_alg, token_ttl_secs, enabled, version, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(client.id.as_str())
         .bind(&client.name)
@@ -160,6 +168,7 @@ impl Storage for SqliteStorage {
         .bind(client.scopes.to_string())
         .bind(join(&client.audiences, Audience::as_str))
         .bind(join(&client.grant_types, |g| g.as_str()))
+        .bind(client.signing_alg.as_str())
         .bind(i64::from(client.token_ttl_secs))
         .bind(client.enabled)
         .bind(client.version)
@@ -195,12 +204,13 @@ impl Storage for SqliteStorage {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn list_active_keys(&self) -> Result<Vec<KeyRecord>, StorageError> {
+    async fn list_keys(&self, include_retired: bool) -> Result<Vec<KeyRecord>, StorageError> {
         let rows = sqlx::query(
-            "SELECT kid, alg, state, private_key, master_key_id, public_jwk, created_at, \
-             published_at, activated_at, retire_after FROM signing_keys \
-             WHERE state <> 'retired' ORDER BY created_at, kid",
+            "SELECT kid, key_set, alg, state, private_key, master_key_id, public_jwk, created_at, \
+             published_at, activated_at, retire_after, promote_at, exported_at FROM signing_keys \
+             WHERE ? OR state <> 'retired' ORDER BY created_at, kid",
         )
+        .bind(include_retired)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(key_from_row).collect()
@@ -213,29 +223,134 @@ impl Storage for SqliteStorage {
         Ok(found.is_some())
     }
 
-    async fn insert_current_key_if_none(&self, key: &KeyRecord) -> Result<bool, StorageError> {
-        let result = sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, state, private_key, master_key_id, public_jwk, \
-             created_at, published_at, activated_at, retire_after) \
-             SELECT ?, ?, 'current', ?, ?, ?, ?, ?, ?, NULL \
-             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ? AND state = 'current')",
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StorageError> {
+        insert_key(&mut *self.pool.acquire().await?, key).await
+    }
+
+    async fn promote(
+        &self,
+        key_set: &str,
+        next_kid: &str,
+        now: i64,
+        retire_after: i64,
+        fresh_next: Option<&KeyRecord>,
+    ) -> Result<bool, StorageError> {
+        // IMMEDIATE takes the write lock first: two processes rotating at
+        // once serialize here instead of failing to upgrade a read lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let is_next: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM signing_keys WHERE kid = ? AND key_set = ? AND state = 'next'",
         )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.sealed_private_key)
-        .bind(&key.master_key_id)
-        .bind(&key.public_jwk)
-        .bind(key.created_at)
-        .bind(key.published_at)
-        .bind(key.activated_at)
-        .bind(&key.alg)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(r) => Ok(r.rows_affected() > 0),
-            // Another process inserted its key between our check and insert.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e.into()),
+        .bind(next_kid)
+        .bind(key_set)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if is_next.is_none() {
+            return Ok(false);
         }
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'previous', retire_after = ? \
+             WHERE key_set = ? AND state = 'current'",
+        )
+        .bind(retire_after)
+        .bind(key_set)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'current', activated_at = ?, promote_at = NULL \
+             WHERE kid = ?",
+        )
+        .bind(now)
+        .bind(next_kid)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(fresh) = fresh_next {
+            insert_key(&mut tx, fresh).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn schedule_promotion(&self, kid: &str, at: i64) -> Result<bool, StorageError> {
+        let result =
+            sqlx::query("UPDATE signing_keys SET promote_at = ? WHERE kid = ? AND state = 'next'")
+                .bind(at)
+                .bind(kid)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn retire_key(&self, kid: &str, now: i64) -> Result<bool, StorageError> {
+        let result = sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', private_key = NULL, \
+             retire_after = MIN(COALESCE(retire_after, ?), ?), promote_at = NULL \
+             WHERE kid = ? AND state IN ('next', 'previous')",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn mark_exported(&self, key_set: &str, now: i64) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE signing_keys SET exported_at = ? WHERE key_set = ? AND state <> 'retired'",
+        )
+        .bind(now)
+        .bind(key_set)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (kid, private_key, master_key_id) in sealed {
+            sqlx::query(
+                "UPDATE signing_keys SET private_key = ?, master_key_id = ? \
+                 WHERE kid = ? AND private_key IS NOT NULL",
+            )
+            .bind(private_key)
+            .bind(master_key_id)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_key(
+    conn: &mut sqlx::SqliteConnection,
+    key: &KeyRecord,
+) -> Result<(), StorageError> {
+    let result = sqlx::query(
+        "INSERT INTO signing_keys (kid, key_set, alg, state, private_key, master_key_id, \
+         public_jwk, created_at, published_at, activated_at, retire_after, promote_at, exported_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&key.kid)
+    .bind(&key.key_set)
+    .bind(&key.alg)
+    .bind(key.state.as_str())
+    .bind(&key.sealed_private_key)
+    .bind(&key.master_key_id)
+    .bind(&key.public_jwk)
+    .bind(key.created_at)
+    .bind(key.published_at)
+    .bind(key.activated_at)
+    .bind(key.retire_after)
+    .bind(key.promote_at)
+    .bind(key.exported_at)
+    .execute(conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StorageError::Conflict),
+        Err(e) => Err(e.into()),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use warrant::domain::ClientId;
 use warrant::storage::{SqliteStorage, Storage as _};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with_env};
 
 const GRANT: &str = "grant_type=client_credentials";
 
@@ -203,10 +203,8 @@ async fn time_until(app: &TestApp, authorization: &str, status: u16, limit: Dura
 
 #[tokio::test]
 async fn a_running_server_sees_cli_changes_within_two_seconds() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
-    settings.refresh_interval_ms = warrant::configuration::Settings::default().refresh_interval_ms;
-    let app = spawn_app_with(dir, settings).await;
+    // The default polling interval, not the tests' quick one.
+    let app = spawn_app_with_env(&[("WARRANT_REFRESH_INTERVAL_MS", "1000")]).await;
     let limit = Duration::from_secs(2);
 
     let created = json(&app.cli_ok(&[

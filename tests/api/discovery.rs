@@ -3,7 +3,7 @@
 use crate::helpers::spawn_app;
 
 #[tokio::test]
-async fn jwks_publishes_the_signing_key_with_a_real_max_age() {
+async fn jwks_publishes_the_current_and_next_keys_with_a_real_max_age() {
     let app = spawn_app().await;
     let response = app.get("/.well-known/jwks.json").await;
     assert_eq!(response.status, 200);
@@ -12,14 +12,25 @@ async fn jwks_publishes_the_signing_key_with_a_real_max_age() {
         Some("public, max-age=300")
     );
     let keys = response.body["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0]["kty"], "RSA");
-    assert_eq!(keys[0]["alg"], "RS256");
-    assert_eq!(keys[0]["use"], "sig");
-    assert!(
-        keys[0].get("d").is_none() && keys[0].get("p").is_none(),
-        "private parts published"
-    );
+    // First start: the key that signs, and the next one, published ahead.
+    assert_eq!(keys.len(), 2);
+    for key in keys {
+        assert_eq!(key["kty"], "RSA");
+        assert_eq!(key["alg"], "RS256");
+        assert_eq!(key["use"], "sig");
+        assert!(
+            key.get("d").is_none() && key.get("p").is_none(),
+            "private parts published"
+        );
+    }
+    let signing = app
+        .registry
+        .snapshot()
+        .default_signer()
+        .unwrap()
+        .kid()
+        .to_owned();
+    assert!(keys.iter().any(|k| k["kid"] == signing.as_str()));
 }
 
 #[tokio::test]
@@ -55,10 +66,8 @@ async fn metadata_names_the_issuer_and_endpoints_that_exist() {
 
 #[tokio::test]
 async fn a_configured_issuer_is_used_in_metadata_and_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = crate::helpers::test_settings(&dir);
-    settings.issuer = "https://auth.example.com".into();
-    let app = crate::helpers::spawn_app_with(dir, settings).await;
+    let app =
+        crate::helpers::spawn_app_with_env(&[("WARRANT_ISSUER", "https://auth.example.com")]).await;
     assert_eq!(app.issuer, "https://auth.example.com");
     let metadata = app
         .get("/.well-known/oauth-authorization-server")

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub issuer: String,
     pub dir: TempDir,
     pub registry: Arc<Registry>,
+    /// Settings given as `WARRANT_*` variables; the CLI gets them too.
+    pub env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -55,26 +57,55 @@ fn openapi() -> &'static OpenApi {
     SPEC.get_or_init(OpenApi::load)
 }
 
+/// The settings of a test server, as environment variables: port 0, a
+/// database and master key in `dir`, quick polling, then `extra`.
+pub fn test_env(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("WARRANT_LISTEN".into(), "127.0.0.1:0".into()),
+        (
+            "WARRANT_DATABASE_URL".into(),
+            format!("sqlite:{}", dir.path().join("warrant.db").display()),
+        ),
+        (
+            "WARRANT_MASTER_KEY_FILE".into(),
+            dir.path().join("keys/master.key").display().to_string(),
+        ),
+        ("WARRANT_WORKERS".into(), "1".into()),
+        ("WARRANT_REFRESH_INTERVAL_MS".into(), "100".into()),
+        ("WARRANT_LOG_LEVEL".into(), "warn".into()),
+    ];
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
 pub fn test_settings(dir: &TempDir) -> Settings {
-    Settings {
-        listen: "127.0.0.1:0".into(),
-        database_url: format!("sqlite:{}", dir.path().join("warrant.db").display()),
-        master_key_file: dir.path().join("keys/master.key"),
-        workers: 1,
-        refresh_interval_ms: 100,
-        log_level: "warn".into(),
-        ..Settings::default()
-    }
+    Settings::load_from(None, test_env(dir, &[]))
+        .unwrap()
+        .settings
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_env(&[]).await
+}
+
+/// A server whose settings are the test defaults plus `extra` variables.
+pub async fn spawn_app_with_env(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let settings = test_settings(&dir);
-    spawn_app_with(dir, settings).await
+    let env = test_env(&dir, extra);
+    let settings = Settings::load_from(None, env.clone()).unwrap().settings;
+    let mut app = spawn_app_with(dir, settings).await;
+    app.env = env;
+    app
 }
 
 pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
     warrant::telemetry::init(&settings);
+    let env = test_env(&dir, &[]);
     let application = Application::build(settings).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let issuer = application.issuer().to_owned();
@@ -85,6 +116,7 @@ pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
         issuer,
         dir,
         registry,
+        env,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -113,9 +145,7 @@ impl TestApp {
         Command::new(env!("CARGO_BIN_EXE_warrant"))
             .args(args)
             .env_clear()
-            .env("WARRANT_DATABASE_URL", self.database_url())
-            .env("WARRANT_MASTER_KEY_FILE", self.master_key_path())
-            .env("WARRANT_LOG_LEVEL", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run warrant")
     }
@@ -217,23 +247,38 @@ impl TestApp {
 /// with the key the JWKS endpoint publishes under the token's `kid`.
 pub async fn verify_independently(app: &TestApp, token: &str, audience: &str) -> Value {
     use jsonwebtoken::jwk::JwkSet;
-    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+    use jsonwebtoken::{DecodingKey, decode_header};
 
     let header = decode_header(token).expect("JWT header");
-    assert_eq!(header.alg, Algorithm::RS256);
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let kid = header.kid.expect("kid in header");
-
+    let kid = header.kid.clone().expect("kid in header");
     let jwks: JwkSet =
         serde_json::from_value(app.get("/.well-known/jwks.json").await.body).unwrap();
     let jwk = jwks.find(&kid).expect("kid published in the JWKS");
-    let key = DecodingKey::from_jwk(jwk).unwrap();
-    let mut validation = Validation::new(Algorithm::RS256);
+    decode_with(
+        token,
+        &DecodingKey::from_jwk(jwk).unwrap(),
+        &app.issuer,
+        audience,
+    )
+}
+
+/// Decodes with the header's algorithm, checking typ, iss, aud, exp, iat.
+pub fn decode_with(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    issuer: &str,
+    audience: &str,
+) -> Value {
+    use jsonwebtoken::{Validation, decode, decode_header};
+
+    let header = decode_header(token).expect("JWT header");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let mut validation = Validation::new(header.alg);
     validation.set_audience(&[audience]);
-    validation.set_issuer(&[app.issuer.as_str()]);
+    validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
     validation.leeway = 0;
-    decode::<Value>(token, &key, &validation)
+    decode::<Value>(token, key, &validation)
         .expect("token verifies")
         .claims
 }

@@ -30,13 +30,16 @@ async fn a_restart_signs_with_the_same_stored_key() {
     let kid = first
         .registry()
         .snapshot()
-        .signer()
+        .default_signer()
         .unwrap()
         .kid()
         .to_owned();
     drop(first);
     let second = Application::build(test_settings(&dir)).await.unwrap();
-    assert_eq!(second.registry().snapshot().signer().unwrap().kid(), kid);
+    assert_eq!(
+        second.registry().snapshot().default_signer().unwrap().kid(),
+        kid
+    );
 }
 
 #[tokio::test]

@@ -332,11 +332,11 @@ async fn garbage_bodies_and_headers_never_produce_a_500() {
 
 #[tokio::test]
 async fn too_many_secret_checks_at_once_are_503_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = crate::helpers::test_settings(&dir);
-    settings.auth.argon2_concurrency = 1;
-    settings.auth.argon2_queue_timeout_ms = 0;
-    let app = crate::helpers::spawn_app_with(dir, settings).await;
+    let app = crate::helpers::spawn_app_with_env(&[
+        ("WARRANT_AUTH__ARGON2_CONCURRENCY", "1"),
+        ("WARRANT_AUTH__ARGON2_QUEUE_TIMEOUT_MS", "0"),
+    ])
+    .await;
 
     let attempts = (0..16).map(|i| {
         let authorization = basic(&format!("nobody-{i}"), "wrong");
