@@ -37,6 +37,9 @@ pub enum Command {
     /// Run the token server (creates the database, master key and first
     /// signing key on first start).
     Serve,
+    /// Apply pending database migrations and exit (for operators who run
+    /// them separately, with auto_migrate = false on the servers).
+    Migrate,
     /// Manage clients: who may obtain tokens, for which scopes and audiences.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -209,6 +212,23 @@ pub struct CreateArgs {
 pub async fn serve_command(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
     application.run_until_stopped().await?;
+    Ok(())
+}
+
+pub async fn migrate_command(settings: Settings) -> anyhow::Result<()> {
+    let store = crate::storage::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::storage::redact_url(&settings.database_url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    println!("The database schema is up to date.");
     Ok(())
 }
 

@@ -34,6 +34,12 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// How often the server polls the database for changes made elsewhere.
     pub refresh_interval_ms: u64,
+    /// How long a server keeps issuing tokens from memory after it last
+    /// reached the database (it cannot see disabled clients meanwhile).
+    pub outage_grace_secs: u64,
+    /// Apply pending migrations when `serve` or the CLI opens the database;
+    /// false leaves it to `warrant migrate`.
+    pub auto_migrate: bool,
     /// `Cache-Control: max-age` of the JWKS and metadata documents.
     pub jwks_max_age_secs: u64,
     pub token: TokenSettings,
@@ -96,6 +102,8 @@ impl Default for Settings {
             workers: 0,
             shutdown_timeout_secs: 30,
             refresh_interval_ms: 1000,
+            outage_grace_secs: 900,
+            auto_migrate: true,
             jwks_max_age_secs: 300,
             token: TokenSettings::default(),
             auth: AuthSettings::default(),
@@ -222,10 +230,10 @@ impl Settings {
                 ));
             }
         }
-        if !self.database_url.starts_with("sqlite:") {
+        if crate::storage::Backend::of(&self.database_url).is_none() {
             return Err(config_error(
                 "database_url (WARRANT_DATABASE_URL)",
-                "must start with sqlite:",
+                "must be sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE",
             ));
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use warrant::cli::{Cli, Command, client_command, keys_command, serve_command};
+use warrant::cli::{Cli, Command, client_command, keys_command, migrate_command, serve_command};
 use warrant::configuration::Settings;
 use warrant::telemetry;
 
@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve => serve_command(loaded.settings).await,
+        Command::Migrate => migrate_command(loaded.settings).await,
         Command::Client(command) => client_command(loaded.settings, command).await,
         Command::Keys(command) => keys_command(loaded.settings, command).await,
     };

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
@@ -94,6 +94,8 @@ pub struct Registry {
     policy: KeyPolicy,
     snapshot: ArcSwap<Snapshot>,
     database_reachable: AtomicBool,
+    /// Unix time of the last poll that reached the database.
+    last_reached: AtomicI64,
 }
 
 impl Registry {
@@ -121,6 +123,7 @@ impl Registry {
             policy,
             snapshot: ArcSwap::from_pointee(empty),
             database_reachable: AtomicBool::new(true),
+            last_reached: AtomicI64::new(crate::clock::unix_now()),
         };
         let snapshot = registry.build_snapshot(true).await?;
         registry.snapshot.store(Arc::new(snapshot));
@@ -138,6 +141,11 @@ impl Registry {
 
     pub fn database_reachable(&self) -> bool {
         self.database_reachable.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since a poll last reached the database.
+    pub fn seconds_since_database(&self, now: i64) -> i64 {
+        now.saturating_sub(self.last_reached.load(Ordering::Relaxed))
     }
 
     /// Reloads when the change marker moved; returns whether it did.
@@ -183,6 +191,8 @@ impl Registry {
             };
             match result {
                 Ok(reloaded) => {
+                    self.last_reached
+                        .store(crate::clock::unix_now(), Ordering::Relaxed);
                     if !self.database_reachable.swap(true, Ordering::Relaxed) {
                         tracing::info!("database reachable again");
                     }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub metadata: Bytes,
     pub public_cache_control: String,
     pub max_body_bytes: usize,
+    /// See `Settings::outage_grace_secs`.
+    pub outage_grace_secs: i64,
 }
 
 pub struct Application {
@@ -39,7 +41,12 @@ pub struct Application {
 pub async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
     let store = storage::connect(&settings.database_url)
         .await
-        .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                storage::redact_url(&settings.database_url)
+            )
+        })?;
     store
         .migrate()
         .await
@@ -89,6 +96,7 @@ impl Application {
             metadata: Bytes::from(metadata),
             public_cache_control: format!("public, max-age={}", settings.jwks_max_age_secs),
             max_body_bytes: settings.token.max_body_bytes,
+            outage_grace_secs: i64::try_from(settings.outage_grace_secs).unwrap_or(i64::MAX),
         });
         let server = HttpServer::new(move || {
             App::new()

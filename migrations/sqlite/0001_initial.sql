@@ -30,7 +30,7 @@ CREATE TABLE signing_keys (
     master_key_id TEXT NOT NULL,
     public_jwk    TEXT,  -- NULL for HS256 secrets, which are never published
     created_at    INTEGER NOT NULL,
-    published_at  INTEGER,
+    published_at  INTEGER NOT NULL,
     activated_at  INTEGER,
     retire_after  INTEGER,
     -- a promotion of this `next` key scheduled by `warrant keys rotate --schedule`

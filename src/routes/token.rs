@@ -267,6 +267,12 @@ async fn handle(
     let scope = granted_scope(&client, form.scope.as_deref())?;
     let audience = audience(&client, &form.resource)?;
 
+    let now = crate::clock::unix_now();
+    if state.registry.seconds_since_database(now) > state.outage_grace_secs {
+        return Err(TokenError::Unavailable(
+            "the database has been unreachable for too long to trust the clients in memory",
+        ));
+    }
     let signer =
         snapshot
             .signer_for(client.signing_alg, &audience)
@@ -274,7 +280,6 @@ async fn handle(
                 "no current signing key for this client's algorithm",
             ))?;
     let jti = b64url(&random_bytes::<16>().map_err(|e| TokenError::Internal(e.into()))?);
-    let now = crate::clock::unix_now();
     let scope_string = scope.to_string();
     let claims = AccessTokenClaims {
         iss: &state.issuer,

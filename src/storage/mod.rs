@@ -2,6 +2,8 @@
 //! the scheme of the database URL. Handlers never see this module: they read
 //! the in-memory registry, which reads from here.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Client, ClientId};
 
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
 /// A signing key as stored: public half in clear, private half sealed.
@@ -64,7 +67,7 @@ impl KeyState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("unsupported database URL {0:?}: expected sqlite:PATH")]
+    #[error("unsupported database URL {0}: expected sqlite:PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("a conflicting row exists")]
     Conflict,
@@ -127,11 +130,70 @@ pub trait Storage: Send + Sync {
     async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError>;
 }
 
+/// The backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 /// Opens the storage the URL names, creating an embedded database if needed.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStorage::connect(url).await?))
-    } else {
-        Err(StorageError::UnsupportedUrl(url.to_owned()))
+    match Backend::of(url) {
+        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStorage::connect(url).await?)),
+        Some(Backend::Postgres) => Ok(Arc::new(PostgresStorage::connect(url).await?)),
+        None => Err(StorageError::UnsupportedUrl(redact_url(url))),
+    }
+}
+
+/// A unique-constraint violation is a conflict the caller can act on.
+fn unique_violation(e: sqlx::Error) -> StorageError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict,
+        e => e.into(),
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://warrant:s3cret@db:5432/warrant"),
+            "postgres://warrant:***@db:5432/warrant"
+        );
+        assert_eq!(redact_url("postgres://db/warrant"), "postgres://db/warrant");
+        assert_eq!(redact_url("sqlite:warrant.db"), "sqlite:warrant.db");
+        assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
     }
 }

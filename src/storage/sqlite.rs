@@ -2,16 +2,15 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::Row as _;
+use secrecy::ExposeSecret as _;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
 
-use super::{KeyRecord, KeyState, Storage, StorageError};
-use crate::crypto::Algorithm;
-use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow};
+use super::{KeyRecord, Storage, StorageError, unique_violation};
+use crate::domain::{Client, ClientId};
 
 /// The embedded default: one SQLite file in WAL mode.
 pub struct SqliteStorage {
@@ -59,65 +58,6 @@ fn create_private_file(path: &std::path::Path) -> Result<(), StorageError> {
     }
 }
 
-const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, scopes, audiences, grant_types, \
-     signing_alg, token_ttl_secs, enabled, version, created_at, updated_at";
-
-fn client_from_row(row: &SqliteRow) -> Result<Client, StorageError> {
-    let id: String = row.try_get("client_id")?;
-    let corrupt = |what: &str| StorageError::Corrupt(format!("client {id:?}: {what}"));
-    let scopes: String = row.try_get("scopes")?;
-    let audiences: String = row.try_get("audiences")?;
-    let grant_types: String = row.try_get("grant_types")?;
-    let signing_alg: String = row.try_get("signing_alg")?;
-    let ttl: i64 = row.try_get("token_ttl_secs")?;
-    Ok(Client {
-        id: ClientId::parse(&id).map_err(|e| corrupt(e.0))?,
-        name: row.try_get("name")?,
-        secret_hash: SecretString::from(row.try_get::<String, _>("secret_hash")?),
-        scopes: ScopeSet::parse(&scopes).map_err(|e| corrupt(e.0))?,
-        audiences: audiences
-            .split(' ')
-            .map(Audience::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt(e.0))?,
-        grant_types: GrantType::parse_list(&grant_types).map_err(|e| corrupt(e.0))?,
-        signing_alg: Algorithm::parse(&signing_alg)
-            .filter(|alg| !alg.is_symmetric())
-            .ok_or_else(|| corrupt("unknown signing_alg"))?,
-        token_ttl_secs: u32::try_from(ttl).map_err(|_| corrupt("token_ttl_secs out of range"))?,
-        enabled: row.try_get("enabled")?,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StorageError> {
-    let kid: String = row.try_get("kid")?;
-    let state: String = row.try_get("state")?;
-    let state = KeyState::parse(&state)
-        .ok_or_else(|| StorageError::Corrupt(format!("key {kid:?}: unknown state {state:?}")))?;
-    Ok(KeyRecord {
-        key_set: row.try_get("key_set")?,
-        alg: row.try_get("alg")?,
-        state,
-        sealed_private_key: row.try_get("private_key")?,
-        master_key_id: row.try_get("master_key_id")?,
-        public_jwk: row.try_get("public_jwk")?,
-        created_at: row.try_get("created_at")?,
-        published_at: row.try_get("published_at")?,
-        activated_at: row.try_get("activated_at")?,
-        retire_after: row.try_get("retire_after")?,
-        promote_at: row.try_get("promote_at")?,
-        exported_at: row.try_get("exported_at")?,
-        kid,
-    })
-}
-
-fn join<T>(items: &[T], f: impl Fn(&T) -> &str) -> String {
-    items.iter().map(f).collect::<Vec<_>>().join(" ")
-}
-
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn migrate(&self) -> Result<(), StorageError> {
@@ -141,46 +81,43 @@ impl Storage for SqliteStorage {
 
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(client_from_row).collect())
+        Ok(rows.into_iter().map(Client::try_from).collect())
     }
 
     async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row: Option<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(client_from_row).transpose()
+        row.map(Client::try_from).transpose()
     }
 
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
-        let result = sqlx::query(
-            "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, grant_types, \
-             signing_alg, token_ttl_secs, enabled, version, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(client.id.as_str())
-        .bind(&client.name)
-        .bind(client.secret_hash.expose_secret())
-        .bind(client.scopes.to_string())
-        .bind(join(&client.audiences, Audience::as_str))
-        .bind(join(&client.grant_types, |g| g.as_str()))
-        .bind(client.signing_alg.as_str())
-        .bind(i64::from(client.token_ttl_secs))
-        .bind(client.enabled)
-        .bind(client.version)
-        .bind(client.created_at)
-        .bind(client.updated_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StorageError::Conflict),
-            Err(e) => Err(e.into()),
-        }
+        let values = ClientValues::of(client);
+        let sql = format!(
+            "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client.id.as_str())
+            .bind(&client.name)
+            .bind(client.secret_hash.expose_secret())
+            .bind(values.scopes)
+            .bind(values.audiences)
+            .bind(values.grant_types)
+            .bind(values.signing_alg)
+            .bind(values.token_ttl_secs)
+            .bind(client.enabled)
+            .bind(client.version)
+            .bind(client.created_at)
+            .bind(client.updated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(unique_violation)?;
+        Ok(())
     }
 
     async fn set_client_enabled(&self, id: &ClientId, enabled: bool) -> Result<bool, StorageError> {
@@ -205,15 +142,14 @@ impl Storage for SqliteStorage {
     }
 
     async fn list_keys(&self, include_retired: bool) -> Result<Vec<KeyRecord>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT kid, key_set, alg, state, private_key, master_key_id, public_jwk, created_at, \
-             published_at, activated_at, retire_after, promote_at, exported_at FROM signing_keys \
-             WHERE ? OR state <> 'retired' ORDER BY created_at, kid",
-        )
-        .bind(include_retired)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(key_from_row).collect()
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE ? OR state <> 'retired' ORDER BY created_at, kid"
+        );
+        let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(include_retired)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(KeyRecord::try_from).collect()
     }
 
     async fn has_any_key(&self) -> Result<bool, StorageError> {
@@ -324,33 +260,26 @@ impl Storage for SqliteStorage {
     }
 }
 
-async fn insert_key(
-    conn: &mut sqlx::SqliteConnection,
-    key: &KeyRecord,
-) -> Result<(), StorageError> {
-    let result = sqlx::query(
-        "INSERT INTO signing_keys (kid, key_set, alg, state, private_key, master_key_id, \
-         public_jwk, created_at, published_at, activated_at, retire_after, promote_at, exported_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&key.kid)
-    .bind(&key.key_set)
-    .bind(&key.alg)
-    .bind(key.state.as_str())
-    .bind(&key.sealed_private_key)
-    .bind(&key.master_key_id)
-    .bind(&key.public_jwk)
-    .bind(key.created_at)
-    .bind(key.published_at)
-    .bind(key.activated_at)
-    .bind(key.retire_after)
-    .bind(key.promote_at)
-    .bind(key.exported_at)
-    .execute(conn)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StorageError::Conflict),
-        Err(e) => Err(e.into()),
-    }
+async fn insert_key(conn: &mut SqliteConnection, key: &KeyRecord) -> Result<(), StorageError> {
+    let sql = format!(
+        "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&key.kid)
+        .bind(&key.key_set)
+        .bind(&key.alg)
+        .bind(key.state.as_str())
+        .bind(&key.sealed_private_key)
+        .bind(&key.master_key_id)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .bind(key.published_at)
+        .bind(key.activated_at)
+        .bind(key.retire_after)
+        .bind(key.promote_at)
+        .bind(key.exported_at)
+        .execute(conn)
+        .await
+        .map_err(unique_violation)?;
+    Ok(())
 }

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use warrant::domain::ClientId;
-use warrant::storage::{SqliteStorage, Storage as _};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with_env};
 
@@ -42,7 +41,9 @@ async fn client_create_stores_only_an_argon2id_hash_of_a_256_bit_secret() {
     );
     assert_eq!(created["enabled"], true);
 
-    let store = SqliteStorage::connect(&app.database_url()).await.unwrap();
+    let store = warrant::storage::connect(&app.database_url())
+        .await
+        .unwrap();
     let id = ClientId::parse(created["client_id"].as_str().unwrap()).unwrap();
     let stored = store.get_client(&id).await.unwrap().unwrap();
     let hash = stored.secret_hash.expose_secret();
@@ -248,4 +249,29 @@ fn help_describes_every_command() {
             "{command} missing from --help:\n{help}"
         );
     }
+}
+
+#[tokio::test]
+async fn migrate_brings_a_database_up_to_date_for_servers_that_do_not_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = crate::helpers::test_env(&dir, &[("WARRANT_AUTO_MIGRATE", "false")]).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .arg("migrate")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("up to date"));
+
+    let settings = warrant::configuration::Settings::load_from(None, env)
+        .unwrap()
+        .settings;
+    assert!(!settings.auto_migrate);
+    let app = crate::helpers::spawn_app_with(dir, settings).await;
+    assert_eq!(app.get("/readyz").await.status, 200);
 }

@@ -20,14 +20,9 @@ async fn readyz_is_ready_with_a_database_and_a_signing_key() {
 async fn readyz_reports_an_unreachable_database_and_recovers() {
     let app = spawn_app().await;
     let client = app.create_client().await;
-    let pool = sqlx::SqlitePool::connect(&app.database_url())
-        .await
-        .unwrap();
     // Make the poll fail the way an unreachable database does.
-    sqlx::query("ALTER TABLE change_marker RENAME TO change_marker_away")
-        .execute(&pool)
-        .await
-        .unwrap();
+    app.execute_sql("ALTER TABLE change_marker RENAME TO change_marker_away")
+        .await;
     let response = wait_for_status(&app, 503).await;
     assert_eq!(response.body["status"], "not_ready");
     assert_eq!(
@@ -41,10 +36,8 @@ async fn readyz_reports_an_unreachable_database_and_recovers() {
         .await;
     assert_eq!(token.status, 200, "{}", token.body);
 
-    sqlx::query("ALTER TABLE change_marker_away RENAME TO change_marker")
-        .execute(&pool)
-        .await
-        .unwrap();
+    app.execute_sql("ALTER TABLE change_marker_away RENAME TO change_marker")
+        .await;
     wait_for_status(&app, 200).await;
 }
 

@@ -57,15 +57,54 @@ fn openapi() -> &'static OpenApi {
     SPEC.get_or_init(OpenApi::load)
 }
 
+/// Set to a PostgreSQL URL (e.g. postgres://postgres:postgres@127.0.0.1/postgres)
+/// to run the suite on PostgreSQL: each test then gets a database of its own.
+pub const POSTGRES_URL_VAR: &str = "WARRANT_TEST_POSTGRES_URL";
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// The database of the test whose files are in `dir`: a SQLite file there, or
+/// a fresh PostgreSQL database, created once and remembered in `dir`.
+async fn database_url(dir: &TempDir) -> String {
+    let Some(admin_url) = postgres_url() else {
+        return format!("sqlite:{}", dir.path().join("warrant.db").display());
+    };
+    let remembered = dir.path().join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    let name = format!("warrant_test_{}", uuid_like());
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    std::fs::write(&remembered, &url).unwrap();
+    url
+}
+
+fn uuid_like() -> String {
+    let bytes: [u8; 8] = warrant::crypto::random_bytes().unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The settings of a test server, as environment variables: port 0, a
-/// database and master key in `dir`, quick polling, then `extra`.
-pub fn test_env(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+/// database and master key of its own, quick polling, then `extra`.
+pub async fn test_env(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("WARRANT_LISTEN".into(), "127.0.0.1:0".into()),
-        (
-            "WARRANT_DATABASE_URL".into(),
-            format!("sqlite:{}", dir.path().join("warrant.db").display()),
-        ),
+        ("WARRANT_DATABASE_URL".into(), database_url(dir).await),
         (
             "WARRANT_MASTER_KEY_FILE".into(),
             dir.path().join("keys/master.key").display().to_string(),
@@ -83,8 +122,8 @@ pub fn test_env(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> 
     env
 }
 
-pub fn test_settings(dir: &TempDir) -> Settings {
-    Settings::load_from(None, test_env(dir, &[]))
+pub async fn test_settings(dir: &TempDir) -> Settings {
+    Settings::load_from(None, test_env(dir, &[]).await)
         .unwrap()
         .settings
 }
@@ -96,16 +135,24 @@ pub async fn spawn_app() -> TestApp {
 /// A server whose settings are the test defaults plus `extra` variables.
 pub async fn spawn_app_with_env(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = test_env(&dir, extra);
+    let env = test_env(&dir, extra).await;
     let settings = Settings::load_from(None, env.clone()).unwrap().settings;
     let mut app = spawn_app_with(dir, settings).await;
     app.env = env;
     app
 }
 
+/// Another server on the same database and master key as `app`: a replica.
+pub async fn spawn_replica(app: &TestApp) -> TestApp {
+    let settings = Settings::load_from(None, app.env.clone()).unwrap().settings;
+    let mut replica = spawn_app_with(tempfile::tempdir().unwrap(), settings).await;
+    replica.env = app.env.clone();
+    replica
+}
+
 pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
     warrant::telemetry::init(&settings);
-    let env = test_env(&dir, &[]);
+    let env = test_env(&dir, &[]).await;
     let application = Application::build(settings).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let issuer = application.issuer().to_owned();
@@ -133,11 +180,32 @@ pub fn basic(id: &str, secret: &str) -> String {
 
 impl TestApp {
     pub fn database_url(&self) -> String {
-        format!("sqlite:{}", self.dir.path().join("warrant.db").display())
+        self.env
+            .iter()
+            .find(|(k, _)| k == "WARRANT_DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    }
+
+    /// Runs one SQL statement on this app's database, whichever it is.
+    pub async fn execute_sql(&self, sql: &str) {
+        let url = self.database_url();
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
     }
 
     pub fn master_key_path(&self) -> PathBuf {
-        self.dir.path().join("keys/master.key")
+        self.env
+            .iter()
+            .find(|(k, _)| k == "WARRANT_MASTER_KEY_FILE")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap()
     }
 
     /// Runs the `warrant` binary against this app's database.

@@ -202,16 +202,20 @@ async fn previous_keys_retire_on_their_own_once_their_tokens_expired() {
     assert!(!jwks_kids(&app).await.contains(&old));
     let all = keys(&app, true);
     assert_eq!(kid_in(&all, "RS256", "retired"), Some(old.clone()));
-    let pool = sqlx::SqlitePool::connect(&app.database_url())
+    let store = warrant::storage::connect(&app.database_url())
         .await
         .unwrap();
-    let private: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT private_key FROM signing_keys WHERE kid = ?")
-            .bind(&old)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert!(private.is_none(), "a retired key kept its private half");
+    let retired = store
+        .list_keys(true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kid == old)
+        .unwrap();
+    assert!(
+        retired.sealed_private_key.is_none(),
+        "a retired key kept its private half"
+    );
 }
 
 #[tokio::test]
@@ -240,7 +244,7 @@ async fn retire_refuses_the_current_key_and_live_previous_keys_unless_forced() {
 #[tokio::test]
 async fn a_restart_keeps_every_key_in_its_state() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = crate::helpers::test_settings(&dir);
+    let settings = crate::helpers::test_settings(&dir).await;
     let app = crate::helpers::spawn_app_with(dir, settings.clone()).await;
     app.cli_ok(&["keys", "rotate", "--force-unsafe-promotion"]);
     app.refresh().await;

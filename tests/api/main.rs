@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod keys;
 mod openapi;
+mod replicas;
 mod startup;
 mod token;
 mod token_errors;
