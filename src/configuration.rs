@@ -32,6 +32,12 @@ pub struct Settings {
     pub workers: usize,
     /// How long SIGTERM/SIGINT wait for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// A client must send its request headers within this time (slowloris).
+    pub request_header_timeout_ms: u64,
+    /// Idle keep-alive connections are closed after this long.
+    pub keep_alive_secs: u64,
+    /// Concurrent connections per worker; more wait in the accept queue.
+    pub max_connections: usize,
     /// How often the server polls the database for changes made elsewhere.
     pub refresh_interval_ms: u64,
     /// How long a server keeps issuing tokens from memory after it last
@@ -101,6 +107,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             workers: 0,
             shutdown_timeout_secs: 30,
+            request_header_timeout_ms: 5000,
+            keep_alive_secs: 15,
+            max_connections: 10_000,
             refresh_interval_ms: 1000,
             outage_grace_secs: 900,
             auto_migrate: true,

@@ -104,6 +104,10 @@ impl Application {
                 .configure(routes::configure)
         })
         .workers(settings.workers())
+        .max_connections(settings.max_connections)
+        .keep_alive(Duration::from_secs(settings.keep_alive_secs))
+        .client_request_timeout(Duration::from_millis(settings.request_header_timeout_ms))
+        .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(settings.shutdown_timeout_secs)
         // actix stops abruptly on SIGINT; we drain on both signals ourselves.
         .disable_signals()

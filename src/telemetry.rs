@@ -14,7 +14,10 @@ pub fn init(settings: &Settings) {
     let filter = Targets::new()
         .with_default(level)
         .with_target("sqlx", LevelFilter::WARN.min(level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: log files and pipelines get plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.log_format {
         LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),

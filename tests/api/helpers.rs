@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use base64::Engine as _;
 use reqwest::header::HeaderMap;
@@ -150,8 +150,47 @@ pub async fn spawn_replica(app: &TestApp) -> TestApp {
     replica
 }
 
+/// Every log line the servers of this test binary write, as JSON, at trace
+/// level for Warrant: tests read it to check what is (and is not) logged.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogCapture;
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let filter = Targets::new()
+            .with_target("warrant", LevelFilter::TRACE)
+            .with_target("actix_web", LevelFilter::DEBUG)
+            .with_target("actix_server", LevelFilter::DEBUG)
+            .with_target("sqlx", LevelFilter::DEBUG);
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(|| LogCapture);
+        let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    });
+}
+
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+}
+
 pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
-    warrant::telemetry::init(&settings);
+    capture_logs();
     let env = test_env(&dir, &[]).await;
     let application = Application::build(settings).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", application.port());

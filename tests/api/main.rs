@@ -9,6 +9,7 @@ mod cli;
 mod discovery;
 mod health;
 mod helpers;
+mod hygiene;
 mod keys;
 mod openapi;
 mod replicas;

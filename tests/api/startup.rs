@@ -160,3 +160,123 @@ fn sigterm_and_sigint_stop_the_server_with_exit_code_zero() {
         );
     }
 }
+
+/// Starts `warrant serve` in `dir` and returns it with the port it bound.
+#[cfg(unix)]
+fn start_server(env: &[(String, String)]) -> (std::process::Child, u16) {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("WARRANT_LOG_LEVEL", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.contains("warrant is listening")
+                .then(|| l.split("port=").nth(1)?.split_whitespace().next()?.parse().ok())
+                .flatten()
+        })
+        .expect("server did not start");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, port)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rotate every second, so kills land in the middle of rotations too.
+    let env = crate::helpers::test_env(
+        &dir,
+        &[
+            ("WARRANT_JWKS_MAX_AGE_SECS", "0"),
+            ("WARRANT_KEYS__PUBLICATION_MARGIN_SECS", "0"),
+            ("WARRANT_KEYS__ROTATION_PERIOD_SECS", "1"),
+            ("WARRANT_REFRESH_INTERVAL_MS", "50"),
+        ],
+    )
+    .await;
+    let settings = warrant::configuration::Settings::load_from(None, env.clone()).unwrap().settings;
+    let http = reqwest::Client::new();
+    let mut client: Option<(String, String)> = None;
+    for round in 0..6u64 {
+        let (mut child, port) = start_server(&env);
+        let (id, secret) = client.get_or_insert_with(|| {
+            let output = Command::new(env!("CARGO_BIN_EXE_warrant"))
+                .args(["client", "create", "--name", "n", "--scope", "s", "--audience", "urn:a", "--json"])
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .unwrap();
+            let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            (created["client_id"].as_str().unwrap().into(), created["client_secret"].as_str().unwrap().into())
+        });
+        // Issue for a while (the first request may wait for the client to be
+        // picked up), then kill at a moment that differs every round.
+        let deadline = std::time::Instant::now() + Duration::from_millis(1200 + round * 170);
+        let mut issued = 0;
+        while std::time::Instant::now() < deadline {
+            let response = http
+                .post(format!("http://127.0.0.1:{port}/oauth/token"))
+                .basic_auth(&*id, Some(&*secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 200 {
+                issued += 1;
+            }
+        }
+        assert!(issued > 0, "round {round}: no token issued");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let store = warrant::storage::connect(&settings.database_url).await.unwrap();
+        let keys = store.list_keys(false).await.unwrap();
+        let current = keys.iter().filter(|k| k.key_set == "RS256" && k.state == warrant::storage::KeyState::Current).count();
+        assert_eq!(current, 1, "round {round}");
+        if settings.database_url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&settings.database_url).await.unwrap();
+            let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.unwrap();
+            assert_eq!(check, "ok", "round {round}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_the_server() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = crate::helpers::spawn_app_with_env(&[("WARRANT_REQUEST_HEADER_TIMEOUT_MS", "1000")]).await;
+    let client = app.create_client().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // Slowloris: many connections that start a request and never finish it.
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(stream);
+    }
+    // A legitimate client is served meanwhile.
+    let response = app.token_with_basic(&client, "grant_type=client_credentials").await;
+    assert_eq!(response.status, 200);
+
+    // And the server drops the slow ones once their time is up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut closed = 0;
+    for stream in &mut slow {
+        let _ = stream.write_all(b"X-Slow: 1\r\n").await;
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_millis(200), tokio::io::AsyncReadExt::read(stream, &mut buf)).await;
+        // Closed (0 bytes or a reset) or answered 408: either way, let go.
+        if matches!(read, Ok(Ok(0)) | Ok(Err(_))) || matches!(read, Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 408")) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, slow.len());
+}
