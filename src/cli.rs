@@ -200,6 +200,9 @@ pub struct CreateArgs {
     /// cannot obtain tokens yet.
     #[arg(long, default_value = "client_credentials", value_name = "LIST")]
     pub grant_types: String,
+    /// At most this many tokens a minute from each server (429 beyond).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub quota_per_minute: Option<u32>,
     /// Signing algorithm of the client's tokens: RS256, ES256 or EdDSA
     /// (audiences with HS256 keys get HS256 tokens whatever this says).
     #[arg(long, default_value = "RS256")]
@@ -379,6 +382,7 @@ fn new_client(
         grant_types,
         signing_alg,
         token_ttl_secs: ttl,
+        quota_per_minute: args.quota_per_minute,
         enabled: true,
         version: 1,
         created_at: now,

@@ -51,6 +51,7 @@ pub struct Settings {
     pub token: TokenSettings,
     pub auth: AuthSettings,
     pub keys: KeySettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +74,25 @@ pub struct AuthSettings {
     pub argon2_queue_timeout_ms: u64,
     /// How long a verified secret is remembered (its client unchanged).
     pub credential_cache_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Failed authentications a minute for one client_id before requests
+    /// needing an argon2 verify get 429; 0 disables.
+    pub failed_auth_per_client_per_minute: u32,
+    /// The same per source address; 0 disables.
+    pub failed_auth_per_address_per_minute: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            failed_auth_per_client_per_minute: 20,
+            failed_auth_per_address_per_minute: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +137,7 @@ impl Default for Settings {
             token: TokenSettings::default(),
             auth: AuthSettings::default(),
             keys: KeySettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }

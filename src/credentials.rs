@@ -5,10 +5,13 @@
 //! per-process random key) with the client's row version, so a repeat request
 //! costs one HMAC and a constant-time compare. A changed row (new version),
 //! an expired entry or a different secret falls back to argon2; failures are
-//! never cached.
+//! never cached. Concurrent first requests of one client wait for the first
+//! verify instead of each running argon2: a cold cache costs one verify per
+//! client, not one per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::PasswordHash;
@@ -17,6 +20,7 @@ use argon2::{Argon2, Params};
 use aws_lc_rs::hmac;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Semaphore;
+use tokio::time::timeout_at;
 
 use crate::crypto::{CryptoError, b64url, random_bytes};
 use crate::domain::{Client, ClientId};
@@ -87,7 +91,12 @@ pub struct ClientAuthenticator {
     dummy_hash: SecretString,
     mac_key: hmac::Key,
     remembered: RwLock<HashMap<ClientId, Remembered>>,
+    /// One gate per client with an argon2 verify in progress: its other
+    /// requests wait for that verify, then find the secret remembered.
+    in_progress: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<()>>>>,
     permits: Semaphore,
+    /// argon2 verifications run so far (cache misses and failures).
+    verifications: AtomicU64,
     queue_timeout: Duration,
     remember_for: Duration,
 }
@@ -107,7 +116,9 @@ impl ClientAuthenticator {
             dummy_hash,
             mac_key: hmac::Key::new(hmac::HMAC_SHA256, &random_bytes::<32>()?),
             remembered: RwLock::new(HashMap::new()),
+            in_progress: Mutex::new(HashMap::new()),
             permits: Semaphore::new(concurrency.max(1)),
+            verifications: AtomicU64::new(0),
             queue_timeout,
             remember_for,
         })
@@ -127,13 +138,33 @@ impl ClientAuthenticator {
             return enabled(client);
         }
 
-        let permit = tokio::time::timeout(self.queue_timeout, self.permits.acquire())
+        let deadline = tokio::time::Instant::now() + self.queue_timeout;
+        // Known clients take turns: the first request verifies, the others
+        // wait and then find its result remembered (when their secret is the
+        // same). Unknown ids have no gate (nothing to remember for them).
+        let gate = client.map(|c| Gate::enter(&self.in_progress, &c.id));
+        let _turn = match &gate {
+            Some(gate) => Some(
+                timeout_at(deadline, gate.gate.lock())
+                    .await
+                    .map_err(|_| AuthFailure::Busy)?,
+            ),
+            None => None,
+        };
+        if let Some(client) = client
+            && self.is_remembered(client, &message)
+        {
+            return enabled(client);
+        }
+
+        let permit = timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| AuthFailure::Busy)?
             .map_err(|_| AuthFailure::Busy)?;
         let argon2 = self.argon2.clone();
         let hash = client.map_or_else(|| self.dummy_hash.clone(), |c| c.secret_hash.clone());
         let presented = secret.clone();
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
         let verified = tokio::task::spawn_blocking(move || {
             span.in_scope(|| verify_secret(&argon2, &presented, &hash))
@@ -150,6 +181,17 @@ impl ClientAuthenticator {
         }
         self.remember(client, &message);
         enabled(client)
+    }
+
+    /// How many argon2 verifications this authenticator has run.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// True when `secret` verified for `client` recently (and the client
+    /// has not changed since): answering costs no argon2.
+    pub fn remembers(&self, client: &Client, secret: &SecretString) -> bool {
+        self.is_remembered(client, &mac_input(&client.id, secret))
     }
 
     fn is_remembered(&self, client: &Client, message: &[u8]) -> bool {
@@ -179,6 +221,41 @@ impl ClientAuthenticator {
             remembered.retain(|_, e| e.expires > now);
         }
         remembered.insert(client.id.clone(), entry);
+    }
+}
+
+/// A client's place in [`ClientAuthenticator::in_progress`]; the last one
+/// out removes the entry, so the map holds only clients being verified.
+struct Gate<'a> {
+    map: &'a Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<()>>>>,
+    id: &'a ClientId,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Gate<'a> {
+    fn enter(
+        map: &'a Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<()>>>>,
+        id: &'a ClientId,
+    ) -> Self {
+        let gate = Arc::clone(
+            map.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id.clone())
+                .or_default(),
+        );
+        Self { map, id, gate }
+    }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        // Ours and the map's: nobody else is waiting.
+        if Arc::strong_count(&self.gate) <= 2
+            && map.get(self.id).is_some_and(|g| Arc::ptr_eq(g, &self.gate))
+        {
+            map.remove(self.id);
+        }
     }
 }
 
@@ -214,6 +291,7 @@ mod tests {
             grant_types: vec![GrantType::ClientCredentials],
             signing_alg: crate::crypto::Algorithm::RS256,
             token_ttl_secs: 60,
+            quota_per_minute: None,
             enabled,
             version,
             created_at: 0,
@@ -282,6 +360,38 @@ mod tests {
                 .unwrap_err(),
             AuthFailure::Disabled
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_requests_of_a_client_cost_one_verify() {
+        let auth = Arc::new(
+            ClientAuthenticator::new(2, Duration::from_secs(30), Duration::from_secs(60)).unwrap(),
+        );
+        let secret = generate_secret().unwrap();
+        let c = client(&secret, 1, true);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (auth, c, secret) = (Arc::clone(&auth), Arc::clone(&c), secret.clone());
+                tokio::spawn(async move { auth.authenticate(&c.id, Some(&c), &secret).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_ok());
+        }
+        assert_eq!(auth.verifications(), 1);
+        assert!(auth.in_progress.lock().unwrap().is_empty());
+
+        // Wrong secrets are still verified (and refused) every time.
+        let wrong = SecretString::from("wrong");
+        for _ in 0..2 {
+            assert_eq!(
+                auth.authenticate(&c.id, Some(&c), &wrong)
+                    .await
+                    .unwrap_err(),
+                AuthFailure::WrongSecret
+            );
+        }
+        assert_eq!(auth.verifications(), 3);
     }
 
     #[test]

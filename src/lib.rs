@@ -10,6 +10,8 @@ pub mod credentials;
 pub mod crypto;
 pub mod domain;
 pub mod keys;
+pub mod limits;
+pub mod metrics;
 pub mod registry;
 pub mod routes;
 pub mod startup;

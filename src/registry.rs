@@ -96,6 +96,8 @@ pub struct Registry {
     database_reachable: AtomicBool,
     /// Unix time of the last poll that reached the database.
     last_reached: AtomicI64,
+    /// Polls that failed to reach the database.
+    database_errors: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -124,6 +126,7 @@ impl Registry {
             snapshot: ArcSwap::from_pointee(empty),
             database_reachable: AtomicBool::new(true),
             last_reached: AtomicI64::new(crate::clock::unix_now()),
+            database_errors: std::sync::atomic::AtomicU64::new(0),
         };
         let snapshot = registry.build_snapshot(true).await?;
         registry.snapshot.store(Arc::new(snapshot));
@@ -141,6 +144,10 @@ impl Registry {
 
     pub fn database_reachable(&self) -> bool {
         self.database_reachable.load(Ordering::Relaxed)
+    }
+
+    pub fn database_errors(&self) -> u64 {
+        self.database_errors.load(Ordering::Relaxed)
     }
 
     /// Seconds since a poll last reached the database.
@@ -201,6 +208,7 @@ impl Registry {
                     }
                 }
                 Err(RegistryError::Storage(e)) => {
+                    self.database_errors.fetch_add(1, Ordering::Relaxed);
                     if self.database_reachable.swap(false, Ordering::Relaxed) {
                         tracing::error!(error = %e, "database unreachable; serving from memory");
                     }

@@ -12,7 +12,10 @@ use anyhow::Context as _;
 use crate::configuration::Settings;
 use crate::credentials::ClientAuthenticator;
 use crate::crypto::MasterKey;
+use crate::domain::ClientId;
 use crate::keys::{KeyManager, KeyPolicy};
+use crate::limits::{AuthFailureLimits, Buckets};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routes;
 use crate::storage::{self, Storage};
@@ -27,6 +30,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// See `Settings::outage_grace_secs`.
     pub outage_grace_secs: i64,
+    pub failure_limits: AuthFailureLimits,
+    pub quotas: Buckets<ClientId>,
+    pub metrics: Metrics,
 }
 
 pub struct Application {
@@ -97,6 +103,12 @@ impl Application {
             public_cache_control: format!("public, max-age={}", settings.jwks_max_age_secs),
             max_body_bytes: settings.token.max_body_bytes,
             outage_grace_secs: i64::try_from(settings.outage_grace_secs).unwrap_or(i64::MAX),
+            failure_limits: AuthFailureLimits::new(
+                settings.limits.failed_auth_per_client_per_minute,
+                settings.limits.failed_auth_per_address_per_minute,
+            ),
+            quotas: Buckets::default(),
+            metrics: Metrics::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

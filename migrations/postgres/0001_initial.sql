@@ -9,6 +9,8 @@ CREATE TABLE clients (
     grant_types    TEXT NOT NULL,
     signing_alg    TEXT NOT NULL DEFAULT 'RS256',
     token_ttl_secs BIGINT NOT NULL CHECK (token_ttl_secs > 0),
+    -- tokens per minute this client may obtain (per server); NULL: no quota
+    quota_per_minute BIGINT CHECK (quota_per_minute > 0),
     enabled        BOOLEAN NOT NULL DEFAULT TRUE,
     version        BIGINT NOT NULL DEFAULT 1,
     created_at     BIGINT NOT NULL,

@@ -10,6 +10,8 @@ CREATE TABLE clients (
     grant_types    TEXT NOT NULL,
     signing_alg    TEXT NOT NULL DEFAULT 'RS256',
     token_ttl_secs INTEGER NOT NULL CHECK (token_ttl_secs > 0),
+    -- tokens per minute this client may obtain (per server); NULL: no quota
+    quota_per_minute INTEGER CHECK (quota_per_minute > 0),
     enabled        INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     version        INTEGER NOT NULL DEFAULT 1,
     created_at     INTEGER NOT NULL,

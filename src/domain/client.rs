@@ -56,6 +56,8 @@ pub struct Client {
     /// audience, not per client).
     pub signing_alg: Algorithm,
     pub token_ttl_secs: u32,
+    /// Tokens per minute this client may obtain from one server.
+    pub quota_per_minute: Option<u32>,
     pub enabled: bool,
     /// Changes on every update of the row.
     pub version: i64,
@@ -82,6 +84,7 @@ impl Client {
             "grant_types": self.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
             "signing_alg": self.signing_alg.as_str(),
             "token_ttl_secs": self.token_ttl_secs,
+            "quota_per_minute": self.quota_per_minute,
             "enabled": self.enabled,
             "created_at": crate::clock::rfc3339(self.created_at),
             "updated_at": crate::clock::rfc3339(self.updated_at),

@@ -2,6 +2,7 @@
 
 mod discovery;
 mod health;
+mod metrics;
 mod token;
 
 use actix_web::web;
@@ -17,6 +18,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,5 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(discovery::metadata),
     )
     .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz));
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(metrics::metrics));
 }

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::credentials::AuthFailure;
 use crate::crypto::{b64url, random_bytes};
 use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use crate::limits::Limit;
 use crate::startup::AppState;
 
 /// More form parameters than this is not a token request.
@@ -55,6 +56,9 @@ pub enum TokenError {
     MethodNotAllowed,
     #[error("temporarily unavailable: {0}")]
     Unavailable(&'static str),
+    /// A rate limit or quota (429).
+    #[error("rate limited: {}", .limit.as_str())]
+    RateLimited { limit: Limit, retry_after: Duration },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -82,7 +86,7 @@ impl TokenError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::RateLimited { .. } => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -100,6 +104,11 @@ impl TokenError {
             }
             Self::MethodNotAllowed => "the token endpoint accepts POST only".into(),
             Self::Unavailable(d) => (*d).into(),
+            Self::RateLimited {
+                limit: Limit::Quota,
+                ..
+            } => "this client's token quota is used up for now".into(),
+            Self::RateLimited { .. } => "too many failed authentications; retry later".into(),
             Self::Internal(_) => "the server could not issue a token".into(),
         }
     }
@@ -112,6 +121,7 @@ impl ResponseError for TokenError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -134,6 +144,10 @@ impl ResponseError for TokenError {
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                response.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
             }
             _ => {}
         }
@@ -187,25 +201,52 @@ pub async fn issue(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, TokenError> {
+) -> HttpResponse {
     let started = Instant::now();
+    let request_id = request_id(&request);
     let mut client_id = None;
     let result = handle(&request, body, &state, &mut client_id).await;
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let client_id = client_id.as_ref().map_or("-", ClientId::as_str);
+    state.metrics.outcome(match &result {
+        Ok(_) => "issued",
+        Err(TokenError::RateLimited { .. }) => "rate_limited",
+        Err(e) => e.code(),
+    });
     match &result {
         Ok(issued) => tracing::info!(
-            client_id, outcome = "issued", scope = %issued.scope, aud = %issued.audience,
+            request_id, client_id, outcome = "issued", scope = %issued.scope, aud = %issued.audience,
             kid = %issued.kid, jti = %issued.jti, latency_us, "token request"
         ),
         Err(e @ TokenError::Internal(_)) => {
-            tracing::error!(client_id, outcome = e.code(), error = ?e, latency_us, "token request");
+            tracing::error!(request_id, client_id, outcome = e.code(), error = ?e, latency_us, "token request");
         }
         Err(e) => {
-            tracing::info!(client_id, outcome = e.code(), reason = %e, latency_us, "token request");
+            tracing::info!(request_id, client_id, outcome = e.code(), reason = %e, latency_us, "token request");
         }
     }
-    result.map(|issued| issued.response)
+    let mut response = match result {
+        Ok(issued) => issued.response,
+        Err(e) => e.error_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The caller's `X-Request-Id` when it is a sane one (1 to 64 visible ASCII
+/// characters), else a fresh random one: log lines and answers carry it.
+fn request_id(request: &HttpRequest) -> String {
+    request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_bytes::<8>().map_or_else(|_| "-".to_owned(), |b| b64url(&b)))
 }
 
 struct Issued {
@@ -250,16 +291,47 @@ async fn handle(
     }
 
     let snapshot = state.registry.snapshot();
+    let known = snapshot.client(&id);
+    // A remembered secret costs no argon2: failures others cause with this
+    // id must not lock its owner out. Anything else is checked against the
+    // failure limits before any hashing.
+    let remembered = known.is_some_and(|c| state.authenticator.remembers(c, &credentials.secret));
+    state.metrics.credential_cache(remembered);
+    let address = request.peer_addr().map(|a| a.ip());
+    if !remembered {
+        state
+            .failure_limits
+            .check(&id, address)
+            .map_err(|(limit, retry_after)| {
+                state.metrics.rate_limited(limit);
+                TokenError::RateLimited { limit, retry_after }
+            })?;
+    }
     let client = state
         .authenticator
-        .authenticate(&id, snapshot.client(&id), &credentials.secret)
+        .authenticate(&id, known, &credentials.secret)
         .await
-        .map_err(|failure| match failure {
-            AuthFailure::Busy => {
-                TokenError::Unavailable("too many client authentications in progress")
+        .map_err(|failure| {
+            state.metrics.auth_failure(failure.as_str());
+            match failure {
+                AuthFailure::Busy => {
+                    TokenError::Unavailable("too many client authentications in progress")
+                }
+                other => {
+                    state.failure_limits.record_failure(&id, address);
+                    invalid_client(other.as_str())
+                }
             }
-            other => invalid_client(other.as_str()),
         })?;
+    if let Some(quota) = client.quota_per_minute
+        && let Some(retry_after) = state.quotas.take(&client.id, quota)
+    {
+        state.metrics.rate_limited(Limit::Quota);
+        return Err(TokenError::RateLimited {
+            limit: Limit::Quota,
+            retry_after,
+        });
+    }
 
     if !client.may_use(GrantType::ClientCredentials) {
         return Err(TokenError::UnauthorizedClient);
@@ -291,9 +363,13 @@ async fn handle(
         client_id: client.id.as_str(),
         scope: &scope_string,
     };
+    let signing = Instant::now();
     let access_token = signer
         .sign(&claims)
         .map_err(|e| TokenError::Internal(e.into()))?;
+    state
+        .metrics
+        .issued(&client.id, signer.alg(), signing.elapsed());
 
     let mut response = HttpResponse::Ok();
     no_store(&mut response);

@@ -70,7 +70,7 @@ impl Storage for PostgresStorage {
         let values = ClientValues::of(client);
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(client.id.as_str())
@@ -81,6 +81,7 @@ impl Storage for PostgresStorage {
             .bind(values.grant_types)
             .bind(values.signing_alg)
             .bind(values.token_ttl_secs)
+            .bind(values.quota_per_minute)
             .bind(client.enabled)
             .bind(client.version)
             .bind(client.created_at)

@@ -8,7 +8,7 @@ use crate::crypto::Algorithm;
 use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
 
 pub const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, scopes, audiences, grant_types, \
-     signing_alg, token_ttl_secs, enabled, version, created_at, updated_at";
+     signing_alg, token_ttl_secs, quota_per_minute, enabled, version, created_at, updated_at";
 
 pub const KEY_COLUMNS: &str = "kid, key_set, alg, state, private_key, master_key_id, public_jwk, \
      created_at, published_at, activated_at, retire_after, promote_at, exported_at";
@@ -23,6 +23,7 @@ pub struct ClientRow {
     grant_types: String,
     signing_alg: String,
     token_ttl_secs: i64,
+    quota_per_minute: Option<i64>,
     enabled: bool,
     version: i64,
     created_at: i64,
@@ -51,6 +52,11 @@ impl TryFrom<ClientRow> for Client {
                 .ok_or_else(|| corrupt("unknown signing_alg"))?,
             token_ttl_secs: u32::try_from(row.token_ttl_secs)
                 .map_err(|_| corrupt("token_ttl_secs out of range"))?,
+            quota_per_minute: row
+                .quota_per_minute
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| corrupt("quota_per_minute out of range"))?,
             name: row.name,
             enabled: row.enabled,
             version: row.version,
@@ -67,6 +73,7 @@ pub struct ClientValues {
     pub grant_types: String,
     pub signing_alg: &'static str,
     pub token_ttl_secs: i64,
+    pub quota_per_minute: Option<i64>,
 }
 
 impl ClientValues {
@@ -78,6 +85,7 @@ impl ClientValues {
             grant_types: join(client.grant_types.iter().map(|g| g.as_str()).collect()),
             signing_alg: client.signing_alg.as_str(),
             token_ttl_secs: i64::from(client.token_ttl_secs),
+            quota_per_minute: client.quota_per_minute.map(i64::from),
         }
     }
 }

@@ -99,7 +99,7 @@ impl Storage for SqliteStorage {
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
         let values = ClientValues::of(client);
         let sql = format!(
-            "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(client.id.as_str())
@@ -110,6 +110,7 @@ impl Storage for SqliteStorage {
             .bind(values.grant_types)
             .bind(values.signing_alg)
             .bind(values.token_ttl_secs)
+            .bind(values.quota_per_minute)
             .bind(client.enabled)
             .bind(client.version)
             .bind(client.created_at)

@@ -158,7 +158,9 @@ struct LogCapture;
 
 impl std::io::Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        LOGS.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -181,7 +183,10 @@ fn capture_logs() {
             .json()
             .flatten_event(true)
             .with_writer(|| LogCapture);
-        let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .try_init();
     });
 }
 
@@ -305,8 +310,14 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body read");
+        let text = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
         let body = if bytes.is_empty() {
             Value::Null
+        } else if text {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| {
                 panic!("{method} {path} -> {status}: body is not JSON: {bytes:?}")

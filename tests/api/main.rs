@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod hygiene;
 mod keys;
+mod limits;
 mod openapi;
 mod replicas;
 mod startup;

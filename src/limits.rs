@@ -1,0 +1,196 @@
+//! Token buckets against guessing and against greedy clients.
+//!
+//! Failed client authentications are counted per client_id and per source
+//! address; when either bucket is empty, further requests that would need an
+//! argon2 verify are refused with 429 before any hashing. A client whose
+//! secret is remembered (see `credentials`) is never held back by failures
+//! others cause with its id. Issuance quotas cap tokens per client per minute.
+//! Buckets live in memory: each replica counts for itself.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::domain::ClientId;
+
+/// Above this many tracked keys, full (idle) buckets are forgotten.
+const SWEEP_ABOVE: usize = 50_000;
+
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    /// Refills at `per_minute` tokens a minute, up to `per_minute`.
+    fn refill(&mut self, per_minute: u32, now: Instant) {
+        let capacity = f64::from(per_minute);
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * capacity / 60.0).min(capacity);
+        self.updated = now;
+    }
+
+    fn wait(&self, per_minute: u32) -> Option<Duration> {
+        (self.tokens < 1.0)
+            .then(|| Duration::from_secs_f64((1.0 - self.tokens) * 60.0 / f64::from(per_minute)))
+    }
+}
+
+/// Token buckets by key, each refilled continuously at the rate its caller
+/// gives (a bucket holds at most one minute's worth).
+pub struct Buckets<K> {
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Eq + Hash + Clone> Default for Buckets<K> {
+    fn default() -> Self {
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> Buckets<K> {
+    /// `None` when `key` has a token left, else how long until it has one.
+    /// `per_minute == 0` never limits.
+    pub fn wait_time(&self, key: &K, per_minute: u32) -> Option<Duration> {
+        if per_minute == 0 {
+            return None;
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let bucket = buckets.get_mut(key)?;
+        bucket.refill(per_minute, Instant::now());
+        bucket.wait(per_minute)
+    }
+
+    /// Takes a token; returns the wait time when there was none to take.
+    pub fn take(&self, key: &K, per_minute: u32) -> Option<Duration> {
+        if per_minute == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() > SWEEP_ABOVE {
+            // Forget buckets idle for a minute: they are full again.
+            buckets
+                .retain(|_, b| now.saturating_duration_since(b.updated) < Duration::from_secs(60));
+        }
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: f64::from(per_minute),
+            updated: now,
+        });
+        bucket.refill(per_minute, now);
+        let wait = bucket.wait(per_minute);
+        if wait.is_none() {
+            bucket.tokens -= 1.0;
+        }
+        wait
+    }
+}
+
+/// Which limit refused a request, for the answer and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    FailuresPerClient,
+    FailuresPerAddress,
+    Quota,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailuresPerClient => "failures_per_client",
+            Self::FailuresPerAddress => "failures_per_address",
+            Self::Quota => "quota",
+        }
+    }
+}
+
+pub struct AuthFailureLimits {
+    per_client_per_minute: u32,
+    per_address_per_minute: u32,
+    per_client: Buckets<ClientId>,
+    per_address: Buckets<IpAddr>,
+}
+
+impl AuthFailureLimits {
+    /// 0 disables a limit.
+    pub fn new(per_client_per_minute: u32, per_address_per_minute: u32) -> Self {
+        Self {
+            per_client_per_minute,
+            per_address_per_minute,
+            per_client: Buckets::default(),
+            per_address: Buckets::default(),
+        }
+    }
+
+    /// Refuses (with the wait) when `id` or `address` has used up its
+    /// failures.
+    pub fn check(&self, id: &ClientId, address: Option<IpAddr>) -> Result<(), (Limit, Duration)> {
+        if let Some(wait) = self.per_client.wait_time(id, self.per_client_per_minute) {
+            return Err((Limit::FailuresPerClient, wait));
+        }
+        let per_address = self.per_address_per_minute;
+        if let Some(wait) = address.and_then(|a| self.per_address.wait_time(&a, per_address)) {
+            return Err((Limit::FailuresPerAddress, wait));
+        }
+        Ok(())
+    }
+
+    pub fn record_failure(&self, id: &ClientId, address: Option<IpAddr>) {
+        self.per_client.take(id, self.per_client_per_minute);
+        if let Some(address) = address {
+            self.per_address.take(&address, self.per_address_per_minute);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_refuses_once_empty_and_says_how_long_to_wait() {
+        let buckets = Buckets::default();
+        for _ in 0..3 {
+            assert!(buckets.take(&"k", 3).is_none());
+        }
+        let wait = buckets.take(&"k", 3).unwrap();
+        assert!(
+            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(buckets.wait_time(&"k", 3).is_some());
+        assert!(buckets.wait_time(&"other", 3).is_none());
+    }
+
+    #[test]
+    fn zero_per_minute_never_limits() {
+        let buckets = Buckets::default();
+        for _ in 0..100 {
+            assert!(buckets.take(&1, 0).is_none());
+        }
+    }
+
+    #[test]
+    fn failures_are_limited_per_client_and_per_address() {
+        let limits = AuthFailureLimits::new(2, 3);
+        let (a, b) = (ClientId::parse("a").unwrap(), ClientId::parse("b").unwrap());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        limits.record_failure(&a, Some(ip));
+        limits.record_failure(&a, Some(ip));
+        assert_eq!(
+            limits.check(&a, None).unwrap_err().0,
+            Limit::FailuresPerClient
+        );
+        assert!(limits.check(&b, None).is_ok());
+        limits.record_failure(&b, Some(ip));
+        assert_eq!(
+            limits.check(&b, Some(ip)).unwrap_err().0,
+            Limit::FailuresPerAddress
+        );
+        assert!(limits.check(&b, Some("192.0.2.2".parse().unwrap())).is_ok());
+    }
+}

@@ -1,0 +1,148 @@
+//! Rate limits, quotas, metrics and request ids.
+
+use std::time::Duration;
+
+use crate::helpers::{basic, spawn_app_with_env};
+
+const GRANT: &str = "grant_type=client_credentials";
+
+#[tokio::test]
+async fn guessing_a_clients_secret_is_rate_limited_but_its_owner_keeps_getting_tokens() {
+    let app = spawn_app_with_env(&[
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_CLIENT_PER_MINUTE", "3"),
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_ADDRESS_PER_MINUTE", "0"),
+    ])
+    .await;
+    let client = app.create_client().await;
+    // The owner's secret is verified (and remembered) before the attack.
+    assert_eq!(app.token_with_basic(&client, GRANT).await.status, 200);
+
+    let wrong = basic(&client.id, "guess");
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..3).map(|_| async { app.post_token(GRANT, Some(&wrong)).await.status.as_u16() }),
+    )
+    .await;
+    assert_eq!(statuses, vec![401, 401, 401]);
+    let limited = app.post_token(GRANT, Some(&wrong)).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.error(), "temporarily_unavailable");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
+
+    // The owner is not locked out by the attacker's failures.
+    for _ in 0..5 {
+        assert_eq!(app.token_with_basic(&client, GRANT).await.status, 200);
+    }
+    // Another client is not affected either.
+    let other = app.create_client().await;
+    assert_eq!(app.token_with_basic(&other, GRANT).await.status, 200);
+}
+
+#[tokio::test]
+async fn guessing_from_one_address_is_rate_limited_across_client_ids() {
+    let app = spawn_app_with_env(&[
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_CLIENT_PER_MINUTE", "0"),
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_ADDRESS_PER_MINUTE", "4"),
+    ])
+    .await;
+    for i in 0..4 {
+        let response = app
+            .post_token(GRANT, Some(&basic(&format!("random-{i}"), "x")))
+            .await;
+        assert_eq!(response.status, 401);
+    }
+    let limited = app.post_token(GRANT, Some(&basic("random-99", "x"))).await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn a_client_quota_caps_tokens_per_minute() {
+    let app = spawn_app_with_env(&[]).await;
+    let client = app.create_client_with(&["--quota-per-minute", "3"]).await;
+    for _ in 0..3 {
+        assert_eq!(app.token_with_basic(&client, GRANT).await.status, 200);
+    }
+    let refused = app.token_with_basic(&client, GRANT).await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("quota")
+    );
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry));
+    // Clients without a quota are not limited.
+    let free = app.create_client().await;
+    for _ in 0..10 {
+        assert_eq!(app.token_with_basic(&free, GRANT).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app_with_env(&[]).await;
+    let client = app.create_client().await;
+    let response = app.token_with_basic(&client, GRANT).await;
+    assert!(
+        response
+            .header("x-request-id")
+            .is_some_and(|v| !v.is_empty())
+    );
+
+    let request = app
+        .token_request(reqwest::Method::POST)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Request-Id", "trace-42")
+        .body("grant_type=password");
+    let response = app
+        .send(reqwest::Method::POST, "/oauth/token", request)
+        .await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("x-request-id"), Some("trace-42"));
+}
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let app = spawn_app_with_env(&[]).await;
+    let client = app.create_client().await;
+    app.token_with_basic(&client, GRANT).await;
+    app.token_with_basic(&client, GRANT).await;
+    app.post_token(GRANT, Some(&basic(&client.id, "wrong")))
+        .await;
+    app.post_token(GRANT, Some(&basic("nobody", "x"))).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status, 200);
+    let text = response.body.as_str().unwrap();
+    for line in [
+        "warrant_token_requests_total{outcome=\"issued\"} 2".to_owned(),
+        "warrant_token_requests_total{outcome=\"invalid_client\"} 2".to_owned(),
+        format!(
+            "warrant_tokens_issued_total{{client_id=\"{}\",alg=\"RS256\"}} 2",
+            client.id
+        ),
+        "warrant_auth_failures_total{reason=\"wrong_secret\"} 1".to_owned(),
+        "warrant_auth_failures_total{reason=\"unknown_client\"} 1".to_owned(),
+        "warrant_credential_cache_total{result=\"hit\"} 1".to_owned(),
+        "warrant_credential_cache_total{result=\"miss\"} 3".to_owned(),
+        "warrant_signing_seconds_count{alg=\"RS256\"} 2".to_owned(),
+        "warrant_ready 1".to_owned(),
+        "warrant_database_reachable 1".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warrant_key_age_seconds{") && l.contains("state=\"current\""))
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warrant_argon2_verifications_total "))
+    );
+}
