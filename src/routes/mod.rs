@@ -5,7 +5,8 @@ mod health;
 mod metrics;
 mod token;
 
-use actix_web::web;
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
 
 pub use discovery::metadata_document;
 pub use token::TokenError;
@@ -27,12 +28,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(token::issue))
             .default_service(web::to(token::method_not_allowed)),
     )
-    .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
-    .route(
+    .service(read_only(
+        "/.well-known/jwks.json",
+        web::get().to(discovery::jwks),
+    ))
+    .service(read_only(
         "/.well-known/oauth-authorization-server",
         web::get().to(discovery::metadata),
-    )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(metrics::metrics));
+    ))
+    .service(read_only("/healthz", web::get().to(health::healthz)))
+    .service(read_only("/readyz", web::get().to(health::readyz)))
+    .service(read_only("/metrics", web::get().to(metrics::metrics)));
+}
+
+/// A GET resource that answers other methods with 405 and `Allow: GET`.
+fn read_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(|| async {
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, "GET"))
+                .finish()
+        }))
 }

@@ -26,16 +26,31 @@ async fn logs_and_errors_never_contain_secrets_tokens_or_key_material() {
     };
 
     let created: Value = serde_json::from_str(&cli(&[
-        "client", "create", "--name", "n", "--scope", "read", "--audience", "urn:a",
-        "--audience", "urn:hs", "--json",
+        "client",
+        "create",
+        "--name",
+        "n",
+        "--scope",
+        "read",
+        "--audience",
+        "urn:a",
+        "--audience",
+        "urn:hs",
+        "--json",
     ]))
     .unwrap();
     let id = created["client_id"].as_str().unwrap().to_owned();
     let secret = created["client_secret"].as_str().unwrap().to_owned();
     secrets.push(secret.clone());
     cli(&["keys", "generate", "--alg", "HS256", "--audience", "urn:hs"]);
-    let exported: Value =
-        serde_json::from_str(&cli(&["keys", "export-secret", "--audience", "urn:hs", "--json"])).unwrap();
+    let exported: Value = serde_json::from_str(&cli(&[
+        "keys",
+        "export-secret",
+        "--audience",
+        "urn:hs",
+        "--json",
+    ]))
+    .unwrap();
     secrets.push(exported["keys"][0]["secret"].as_str().unwrap().to_owned());
     cli(&["keys", "rotate", "--audience", "urn:hs"]);
     cli(&["keys", "rotate", "--force-unsafe-promotion"]);
@@ -48,11 +63,23 @@ async fn logs_and_errors_never_contain_secrets_tokens_or_key_material() {
     let mut bodies = Vec::new();
     for (body, authorization) in [
         (GRANT.to_owned(), Some(basic(&id, &secret))),
-        (format!("{GRANT}&client_id={id}&client_secret={secret}"), None),
-        (format!("{GRANT}&resource=urn%3Ahs"), Some(basic(&id, &secret))),
+        (
+            format!("{GRANT}&client_id={id}&client_secret={secret}"),
+            None,
+        ),
+        (
+            format!("{GRANT}&resource=urn%3Ahs"),
+            Some(basic(&id, &secret)),
+        ),
         (GRANT.to_owned(), Some(basic(&id, &wrong))),
-        (format!("{GRANT}&client_id={id}&client_secret={wrong}"), None),
-        (format!("{GRANT}&client_secret={secret}"), Some(basic(&id, &secret))),
+        (
+            format!("{GRANT}&client_id={id}&client_secret={wrong}"),
+            None,
+        ),
+        (
+            format!("{GRANT}&client_secret={secret}"),
+            Some(basic(&id, &secret)),
+        ),
         (GRANT.to_owned(), Some(basic("unknown", &secret))),
         ("grant_type=password".to_owned(), Some(basic(&id, &secret))),
         (format!("{GRANT}&scope=admin"), Some(basic(&id, &secret))),
@@ -70,8 +97,14 @@ async fn logs_and_errors_never_contain_secrets_tokens_or_key_material() {
     assert!(secrets.len() > 8, "the scenario issued no tokens");
     assert_eq!(bodies.len(), 6, "every failure was refused");
 
-    let store = warrant::storage::connect(&app.database_url()).await.unwrap();
-    let client = store.get_client(&warrant::domain::ClientId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let store = warrant::storage::connect(&app.database_url())
+        .await
+        .unwrap();
+    let client = store
+        .get_client(&warrant::domain::ClientId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     secrets.push(client.secret_hash.expose_secret().to_owned());
     let master_key = std::fs::read_to_string(app.master_key_path()).unwrap();
     secrets.push(master_key.trim().to_owned());
@@ -79,20 +112,34 @@ async fn logs_and_errors_never_contain_secrets_tokens_or_key_material() {
     let logs = captured_logs();
     // The capture works: it holds this test's token requests.
     assert!(
-        logs.lines().any(|l| l.contains("\"token request\"") && l.contains(&id) && l.contains("\"issued\"")),
+        logs.lines().any(|l| l.contains("\"token request\"")
+            && l.contains(&id)
+            && l.contains("\"issued\"")),
         "no token request log line for {id}"
     );
     for secret in &secrets {
-        assert!(!logs.contains(secret.as_str()), "a secret reached the server log");
-        assert!(!cli_output.contains(secret.as_str()), "a secret reached the CLI's log");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret reached the server log"
+        );
+        assert!(
+            !cli_output.contains(secret.as_str()),
+            "a secret reached the CLI's log"
+        );
         for body in &bodies {
-            assert!(!body.contains(secret.as_str()), "a secret reached an error body: {body}");
+            assert!(
+                !body.contains(secret.as_str()),
+                "a secret reached an error body: {body}"
+            );
         }
     }
 
     // Debug output of the types that hold secrets.
     let debug = format!("{client:?}");
-    assert!(!debug.contains(client.secret_hash.expose_secret()), "{debug}");
+    assert!(
+        !debug.contains(client.secret_hash.expose_secret()),
+        "{debug}"
+    );
     let (master, _) = warrant::crypto::MasterKey::load(&app.master_key_path(), false).unwrap();
     assert!(!format!("{master:?}").contains(master_key.trim()));
 }
@@ -102,7 +149,8 @@ async fn each_token_request_is_one_structured_line_with_its_outcome_and_latency(
     let app = spawn_app_with_env(&[]).await;
     let client = app.create_client().await;
     app.token_with_basic(&client, GRANT).await;
-    app.post_token(GRANT, Some(&basic(&client.id, "wrong"))).await;
+    app.post_token(GRANT, Some(&basic(&client.id, "wrong")))
+        .await;
 
     let lines: Vec<Value> = captured_logs()
         .lines()

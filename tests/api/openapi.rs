@@ -225,3 +225,30 @@ fn the_checker_rejects_bodies_that_break_the_schema() {
     );
     assert_eq!(errors, vec!["$: unexpected property extra"]);
 }
+
+#[tokio::test]
+async fn undeclared_methods_are_405_with_allow() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::new();
+    for (method, path) in ROUTES {
+        let other = if *method == "GET" {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::GET
+        };
+        let response = http
+            .request(other.clone(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{other} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok()),
+            Some(*method),
+            "{other} {path}"
+        );
+    }
+}

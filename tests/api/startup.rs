@@ -179,7 +179,14 @@ fn start_server(env: &[(String, String)]) -> (std::process::Child, u16) {
         .map_while(Result::ok)
         .find_map(|l| {
             l.contains("warrant is listening")
-                .then(|| l.split("port=").nth(1)?.split_whitespace().next()?.parse().ok())
+                .then(|| {
+                    l.split("port=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
                 .flatten()
         })
         .expect("server did not start");
@@ -202,20 +209,35 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         ],
     )
     .await;
-    let settings = warrant::configuration::Settings::load_from(None, env.clone()).unwrap().settings;
+    let settings = warrant::configuration::Settings::load_from(None, env.clone())
+        .unwrap()
+        .settings;
     let http = reqwest::Client::new();
     let mut client: Option<(String, String)> = None;
     for round in 0..6u64 {
         let (mut child, port) = start_server(&env);
         let (id, secret) = client.get_or_insert_with(|| {
             let output = Command::new(env!("CARGO_BIN_EXE_warrant"))
-                .args(["client", "create", "--name", "n", "--scope", "s", "--audience", "urn:a", "--json"])
+                .args([
+                    "client",
+                    "create",
+                    "--name",
+                    "n",
+                    "--scope",
+                    "s",
+                    "--audience",
+                    "urn:a",
+                    "--json",
+                ])
                 .env_clear()
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .output()
                 .unwrap();
             let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            (created["client_id"].as_str().unwrap().into(), created["client_secret"].as_str().unwrap().into())
+            (
+                created["client_id"].as_str().unwrap().into(),
+                created["client_secret"].as_str().unwrap().into(),
+            )
         });
         // Issue for a while (the first request may wait for the client to be
         // picked up), then kill at a moment that differs every round.
@@ -237,13 +259,23 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let store = warrant::storage::connect(&settings.database_url).await.unwrap();
+        let store = warrant::storage::connect(&settings.database_url)
+            .await
+            .unwrap();
         let keys = store.list_keys(false).await.unwrap();
-        let current = keys.iter().filter(|k| k.key_set == "RS256" && k.state == warrant::storage::KeyState::Current).count();
+        let current = keys
+            .iter()
+            .filter(|k| k.key_set == "RS256" && k.state == warrant::storage::KeyState::Current)
+            .count();
         assert_eq!(current, 1, "round {round}");
         if settings.database_url.starts_with("sqlite:") {
-            let pool = sqlx::SqlitePool::connect(&settings.database_url).await.unwrap();
-            let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&settings.database_url)
+                .await
+                .unwrap();
+            let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
             assert_eq!(check, "ok", "round {round}");
         }
     }
@@ -252,18 +284,24 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
 #[tokio::test]
 async fn slow_clients_cannot_hold_the_server() {
     use tokio::io::AsyncWriteExt as _;
-    let app = crate::helpers::spawn_app_with_env(&[("WARRANT_REQUEST_HEADER_TIMEOUT_MS", "1000")]).await;
+    let app =
+        crate::helpers::spawn_app_with_env(&[("WARRANT_REQUEST_HEADER_TIMEOUT_MS", "1000")]).await;
     let client = app.create_client().await;
     let address = app.address.trim_start_matches("http://").to_owned();
     // Slowloris: many connections that start a request and never finish it.
     let mut slow = Vec::new();
     for _ in 0..300 {
         let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-        stream.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        stream
+            .write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         slow.push(stream);
     }
     // A legitimate client is served meanwhile.
-    let response = app.token_with_basic(&client, "grant_type=client_credentials").await;
+    let response = app
+        .token_with_basic(&client, "grant_type=client_credentials")
+        .await;
     assert_eq!(response.status, 200);
 
     // And the server drops the slow ones once their time is up.
@@ -272,9 +310,15 @@ async fn slow_clients_cannot_hold_the_server() {
     for stream in &mut slow {
         let _ = stream.write_all(b"X-Slow: 1\r\n").await;
         let mut buf = [0u8; 256];
-        let read = tokio::time::timeout(Duration::from_millis(200), tokio::io::AsyncReadExt::read(stream, &mut buf)).await;
+        let read = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::io::AsyncReadExt::read(stream, &mut buf),
+        )
+        .await;
         // Closed (0 bytes or a reset) or answered 408: either way, let go.
-        if matches!(read, Ok(Ok(0)) | Ok(Err(_))) || matches!(read, Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 408")) {
+        if matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+            || matches!(read, Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 408"))
+        {
             closed += 1;
         }
     }
