@@ -68,7 +68,7 @@ pub struct TokenSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// argon2 verifications run at once; 0 means one per CPU.
+    /// argon2 verifications run at once; 0 means half the CPUs (at least 1).
     pub argon2_concurrency: usize,
     /// How long a request may wait for an argon2 slot before a 503.
     pub argon2_queue_timeout_ms: u64,
@@ -326,8 +326,14 @@ impl Settings {
 }
 
 impl AuthSettings {
+    /// Half the CPUs by default: a flood of wrong secrets can take at most
+    /// that share from token issuance.
     pub fn concurrency(&self) -> usize {
-        or_cpus(self.argon2_concurrency)
+        if self.argon2_concurrency > 0 {
+            self.argon2_concurrency
+        } else {
+            (or_cpus(0) / 2).max(1)
+        }
     }
 }
 

@@ -133,9 +133,10 @@ impl ClientAuthenticator {
     ) -> Result<Arc<Client>, AuthFailure> {
         let message = mac_input(id, secret);
         if let Some(client) = client
+            && client.enabled
             && self.is_remembered(client, &message)
         {
-            return enabled(client);
+            return Ok(Arc::clone(client));
         }
 
         let deadline = tokio::time::Instant::now() + self.queue_timeout;
@@ -152,9 +153,10 @@ impl ClientAuthenticator {
             None => None,
         };
         if let Some(client) = client
+            && client.enabled
             && self.is_remembered(client, &message)
         {
-            return enabled(client);
+            return Ok(Arc::clone(client));
         }
 
         let permit = timeout_at(deadline, self.permits.acquire())
@@ -179,7 +181,11 @@ impl ClientAuthenticator {
         if !verified {
             return Err(AuthFailure::WrongSecret);
         }
-        self.remember(client, &message);
+        // A disabled client is refused after a full verify, every time: a
+        // fast refusal would tell a secret's holder that it is right.
+        if client.enabled {
+            self.remember(client, &message);
+        }
         enabled(client)
     }
 

@@ -5,6 +5,7 @@
 // does not reach them; a failed expectation here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod cli;
 mod discovery;
 mod health;
