@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 pub use discovery::metadata_document;
-pub use token::TokenError;
+pub use token::{TokenError, fuzz_parse_request};
 
 /// Every route we serve, as `(method, path)`; `openapi.yaml` must describe
 /// each one (a test checks both this list and the live server against it).

@@ -602,6 +602,21 @@ fn audience(client: &Client, resources: &[String]) -> Result<Audience, TokenErro
     Ok(audience)
 }
 
+/// Runs the request parsers (form body, then client credentials) on
+/// arbitrary input: the entry point of the `fuzz/` targets and of the corpus
+/// test. Returns whether the input parsed as a token request.
+#[doc(hidden)]
+pub fn fuzz_parse_request(body: &[u8], authorization: Option<&[u8]>) -> bool {
+    let Ok(form) = TokenForm::parse(body) else {
+        return false;
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(value) = authorization.and_then(|a| HeaderValue::from_bytes(a).ok()) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    Credentials::from_request(&headers, &form).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 mod abuse;
 mod cli;
 mod discovery;
+mod fuzz_corpus;
 mod health;
 mod helpers;
 mod hygiene;
