@@ -324,3 +324,63 @@ async fn slow_clients_cannot_hold_the_server() {
     }
     assert_eq!(closed, slow.len());
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_request_finish_before_exiting() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let env = crate::helpers::test_env(&dir, &[]).await;
+    let (mut child, port) = start_server(&env);
+    let output = Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .args([
+            "client",
+            "create",
+            "--name",
+            "n",
+            "--scope",
+            "s",
+            "--audience",
+            "urn:a",
+            "--json",
+        ])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // picked up by the server
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap()
+    );
+    let (first, rest) = body.split_at(20);
+
+    // A request whose body is still on its way when the signal arrives.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("access_token"));
+
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
