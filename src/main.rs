@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use warrant::cli::{Cli, Command, client_command, keys_command, migrate_command, serve_command};
+use warrant::cli::{
+    Cli, Command, client_command, keys_command, migrate_command, serve_command, verify_command,
+};
 use warrant::configuration::Settings;
 use warrant::telemetry;
 
@@ -22,6 +24,13 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve_command(loaded.settings).await,
         Command::Migrate => migrate_command(loaded.settings).await,
+        Command::Verify { token, audience } => {
+            match verify_command(loaded.settings, &token, audience).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
         Command::Client(command) => client_command(loaded.settings, command).await,
         Command::Keys(command) => keys_command(loaded.settings, command).await,
     };

@@ -275,3 +275,39 @@ async fn migrate_brings_a_database_up_to_date_for_servers_that_do_not_migrate() 
     let app = crate::helpers::spawn_app_with(dir, settings).await;
     assert_eq!(app.get("/readyz").await.status, 200);
 }
+
+#[tokio::test]
+async fn verify_explains_whether_a_token_is_valid_and_why_not() {
+    let app =
+        crate::helpers::spawn_app_with_env(&[("WARRANT_ISSUER", "https://warrant.test")]).await;
+    let client = app.create_client().await;
+    let token = app
+        .token_with_basic(&client, "grant_type=client_credentials")
+        .await
+        .access_token()
+        .to_owned();
+
+    let valid = app.cli(&["verify", &token]);
+    let out = String::from_utf8_lossy(&valid.stdout);
+    assert!(valid.status.success(), "{out}");
+    assert!(out.contains("valid: issuer https://warrant.test"), "{out}");
+    assert!(
+        out.contains(&format!("\"client_id\":\"{}\"", client.id)),
+        "{out}"
+    );
+
+    let wrong_audience = app.cli(&["verify", &token, "--audience", "urn:other"]);
+    assert!(!wrong_audience.status.success());
+    assert!(String::from_utf8_lossy(&wrong_audience.stdout).contains("invalid: invalid audience"));
+
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let forged = app.cli(&["verify", &tampered]);
+    assert!(!forged.status.success());
+    assert!(String::from_utf8_lossy(&forged.stdout).contains("invalid:"));
+
+    let garbage = app.cli(&["verify", "not-a-token"]);
+    assert!(!garbage.status.success());
+    assert!(String::from_utf8_lossy(&garbage.stderr).contains("not a JWT"));
+}

@@ -19,3 +19,4 @@ mod replicas;
 mod startup;
 mod token;
 mod token_errors;
+mod verifier;
