@@ -15,7 +15,7 @@ use crate::crypto::{Algorithm, MasterKey};
 use crate::crypto::{b64url, random_bytes};
 use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
 use crate::keys::{KeyManager, KeyPolicy, KeySet, RotateMode, Rotation};
-use crate::startup::{Application, open_storage};
+use crate::startup::{Application, connect_storage, open_storage};
 use crate::storage::KeyState;
 
 /// Warrant: an OAuth 2.0 client-credentials token authority.
@@ -231,14 +231,7 @@ pub async fn serve_command(settings: Settings) -> anyhow::Result<()> {
 }
 
 pub async fn migrate_command(settings: Settings) -> anyhow::Result<()> {
-    let store = crate::storage::connect(&settings.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                crate::storage::redact_url(&settings.database_url)
-            )
-        })?;
+    let store = connect_storage(&settings).await?;
     store
         .migrate()
         .await

@@ -192,11 +192,7 @@ impl Registry {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let result = match self.refresh().await {
-                Ok(reloaded) => self.maintain_keys().await.map(|()| reloaded),
-                Err(e) => Err(e),
-            };
-            match result {
+            match self.refresh().await {
                 Ok(reloaded) => {
                     self.last_reached
                         .store(crate::clock::unix_now(), Ordering::Relaxed);
@@ -205,6 +201,11 @@ impl Registry {
                     }
                     if reloaded {
                         tracing::debug!("reloaded clients and keys");
+                    }
+                    // Apart from the refresh: a failing key transition must
+                    // not make the database look unreachable.
+                    if let Err(e) = self.maintain_keys().await {
+                        tracing::warn!(error = %e, "key maintenance failed; will retry");
                     }
                 }
                 Err(RegistryError::Storage(e)) => {

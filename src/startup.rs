@@ -43,20 +43,27 @@ pub struct Application {
     refresh_interval: Duration,
 }
 
-/// Opens the database the settings name and applies pending migrations.
-pub async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
-    let store = storage::connect(&settings.database_url)
+/// Opens the database the settings name, without migrating it.
+pub async fn connect_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
+    storage::connect(&settings.database_url)
         .await
         .with_context(|| {
             format!(
                 "cannot open the database {}",
                 storage::redact_url(&settings.database_url)
             )
-        })?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
+        })
+}
+
+/// [`connect_storage`], then, unless `auto_migrate` is off, the migrations.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
+    let store = connect_storage(settings).await?;
+    if settings.auto_migrate {
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+    }
     Ok(store)
 }
 

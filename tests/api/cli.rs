@@ -208,22 +208,9 @@ async fn a_running_server_sees_cli_changes_within_two_seconds() {
     let app = spawn_app_with_env(&[("WARRANT_REFRESH_INTERVAL_MS", "1000")]).await;
     let limit = Duration::from_secs(2);
 
-    let created = json(&app.cli_ok(&[
-        "client",
-        "create",
-        "--name",
-        "n",
-        "--scope",
-        "s",
-        "--audience",
-        "urn:a",
-        "--json",
-    ]));
-    let authorization = crate::helpers::basic(
-        created["client_id"].as_str().unwrap(),
-        created["client_secret"].as_str().unwrap(),
-    );
-    let id = created["client_id"].as_str().unwrap();
+    let client = crate::helpers::cli_create_client(&app.env);
+    let authorization = crate::helpers::basic(&client.id, &client.secret);
+    let id = client.id.as_str();
     time_until(&app, &authorization, 200, limit).await;
 
     app.cli_ok(&["client", "disable", id]);
@@ -255,12 +242,18 @@ fn help_describes_every_command() {
 async fn migrate_brings_a_database_up_to_date_for_servers_that_do_not_migrate() {
     let dir = tempfile::tempdir().unwrap();
     let env = crate::helpers::test_env(&dir, &[("WARRANT_AUTO_MIGRATE", "false")]).await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))
-        .arg("migrate")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let settings = warrant::configuration::Settings::load_from(None, env.clone())
+        .unwrap()
+        .settings;
+    assert!(!settings.auto_migrate);
+    // Without migrations, a server that may not apply them cannot start.
+    assert!(
+        warrant::startup::Application::build(settings.clone())
+            .await
+            .is_err()
+    );
+
+    let output = crate::helpers::run_warrant(&env, &["migrate"]);
     assert!(
         output.status.success(),
         "{}",
@@ -268,10 +261,6 @@ async fn migrate_brings_a_database_up_to_date_for_servers_that_do_not_migrate() 
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("up to date"));
 
-    let settings = warrant::configuration::Settings::load_from(None, env)
-        .unwrap()
-        .settings;
-    assert!(!settings.auto_migrate);
     let app = crate::helpers::spawn_app_with(dir, settings).await;
     assert_eq!(app.get("/readyz").await.status, 200);
 }

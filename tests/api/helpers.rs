@@ -215,6 +215,45 @@ pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
     }
 }
 
+/// Runs `warrant ARGS` with exactly the settings `env`.
+pub fn run_warrant(env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run warrant")
+}
+
+/// Creates a client with the CLI, scope "s" and audience "urn:a"; no server
+/// is told (servers must notice by themselves).
+pub fn cli_create_client(env: &[(String, String)]) -> TestClient {
+    let output = run_warrant(
+        env,
+        &[
+            "client",
+            "create",
+            "--name",
+            "n",
+            "--scope",
+            "s",
+            "--audience",
+            "urn:a",
+            "--json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    TestClient {
+        id: created["client_id"].as_str().unwrap().to_owned(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+    }
+}
+
 pub fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
@@ -254,12 +293,7 @@ impl TestApp {
 
     /// Runs the `warrant` binary against this app's database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_warrant"))
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run warrant")
+        run_warrant(&self.env, args)
     }
 
     /// `cli` that must succeed; returns stdout.

@@ -52,20 +52,9 @@ async fn replicas_cross_verify_and_see_cli_changes_within_two_seconds() {
     ])
     .await;
     let b = spawn_replica(&a).await;
-    let created: serde_json::Value = serde_json::from_str(&a.cli_ok(&[
-        "client",
-        "create",
-        "--name",
-        "n",
-        "--scope",
-        "s",
-        "--audience",
-        "urn:a",
-        "--json",
-    ]))
-    .unwrap();
-    let id = created["client_id"].as_str().unwrap();
-    let authorization = basic(id, created["client_secret"].as_str().unwrap());
+    let client = crate::helpers::cli_create_client(&a.env);
+    let id = client.id.as_str();
+    let authorization = basic(id, &client.secret);
     let limit = Duration::from_secs(2);
     until_status(&a, &authorization, 200, limit).await;
     until_status(&b, &authorization, 200, limit).await;

@@ -213,32 +213,10 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         .unwrap()
         .settings;
     let http = reqwest::Client::new();
-    let mut client: Option<(String, String)> = None;
+    let mut client: Option<crate::helpers::TestClient> = None;
     for round in 0..6u64 {
         let (mut child, port) = start_server(&env);
-        let (id, secret) = client.get_or_insert_with(|| {
-            let output = Command::new(env!("CARGO_BIN_EXE_warrant"))
-                .args([
-                    "client",
-                    "create",
-                    "--name",
-                    "n",
-                    "--scope",
-                    "s",
-                    "--audience",
-                    "urn:a",
-                    "--json",
-                ])
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .unwrap();
-            let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            (
-                created["client_id"].as_str().unwrap().into(),
-                created["client_secret"].as_str().unwrap().into(),
-            )
-        });
+        let client = client.get_or_insert_with(|| crate::helpers::cli_create_client(&env));
         // Issue for a while (the first request may wait for the client to be
         // picked up), then kill at a moment that differs every round.
         let deadline = std::time::Instant::now() + Duration::from_millis(1200 + round * 170);
@@ -246,7 +224,7 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         while std::time::Instant::now() < deadline {
             let response = http
                 .post(format!("http://127.0.0.1:{port}/oauth/token"))
-                .basic_auth(&*id, Some(&*secret))
+                .basic_auth(&client.id, Some(&client.secret))
                 .form(&[("grant_type", "client_credentials")])
                 .send()
                 .await
@@ -332,28 +310,11 @@ async fn sigterm_lets_an_in_flight_request_finish_before_exiting() {
     let dir = tempfile::tempdir().unwrap();
     let env = crate::helpers::test_env(&dir, &[]).await;
     let (mut child, port) = start_server(&env);
-    let output = Command::new(env!("CARGO_BIN_EXE_warrant"))
-        .args([
-            "client",
-            "create",
-            "--name",
-            "n",
-            "--scope",
-            "s",
-            "--audience",
-            "urn:a",
-            "--json",
-        ])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let client = crate::helpers::cli_create_client(&env);
     tokio::time::sleep(Duration::from_millis(300)).await; // picked up by the server
     let body = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
-        created["client_id"].as_str().unwrap(),
-        created["client_secret"].as_str().unwrap()
+        client.id, client.secret
     );
     let (first, rest) = body.split_at(20);
 
