@@ -109,6 +109,27 @@ impl JwksConfig {
         if self.fetch_timeout.is_zero() || self.retry_interval.is_zero() {
             return fail("JwksConfig::fetch_timeout and retry_interval must be positive");
         }
+        // Bounded, so that time arithmetic cannot overflow and a `max-age=0`
+        // issuer cannot make us refetch in a tight loop.
+        let day = Duration::from_secs(24 * 3600);
+        if self.min_ttl.is_zero() {
+            return fail("JwksConfig::min_ttl must be positive");
+        }
+        if [
+            self.max_ttl,
+            self.max_stale,
+            self.retry_interval,
+            self.default_ttl,
+            self.fetch_timeout,
+        ]
+        .iter()
+        .any(|d| *d > day)
+        {
+            return fail("JwksConfig durations must be at most one day");
+        }
+        if !secure_url(&self.url) {
+            return fail("JwksConfig::url must be https (plain http only to a loopback address)");
+        }
         Ok(())
     }
 
@@ -119,6 +140,30 @@ impl JwksConfig {
             .unwrap_or(self.default_ttl)
             .clamp(self.min_ttl, self.max_ttl)
     }
+}
+
+/// Keys fetched over plain HTTP could be replaced by anyone on the path:
+/// only `https://`, or `http://` to this machine (development, tests).
+fn secure_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `max-age` from a `Cache-Control` value; `no-store`/`no-cache` mean zero.
@@ -283,15 +328,17 @@ impl JwksCache {
     /// returns readiness. Starts a fetch (or joins the one in flight), then
     /// follows the background retries.
     pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut completed = self.inner.start_fetch(false);
-        while !self.is_ready() {
-            match tokio::time::timeout_at(deadline, completed.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return self.is_ready(),
+        // `timeout` saturates: `Duration::MAX` means "wait for it".
+        let _ = tokio::time::timeout(timeout, async {
+            while !self.is_ready() {
+                if completed.changed().await.is_err() {
+                    break;
+                }
             }
-        }
-        true
+        })
+        .await;
+        self.is_ready()
     }
 
     /// Fetches now (or joins the fetch in flight) and waits for it, within
@@ -387,18 +434,51 @@ fn closed_receiver() -> watch::Receiver<u64> {
     watch::channel(0).1
 }
 
+/// Clears `in_flight` and wakes the waiters however a fetch ends: finished,
+/// panicked (a user `Fetch`) or dropped with its runtime. Without it, one
+/// such end would leave every later fetch joining a fetch that never ends.
+struct InFlight {
+    inner: Arc<Inner>,
+    succeeded: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        {
+            let mut state = lock(&self.inner.state);
+            state.in_flight = false;
+            state.last_succeeded = self.succeeded;
+        }
+        self.inner.completed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
 /// One fetch: swap in the new keys on success, keep the old ones on failure.
 async fn fetch(inner: Arc<Inner>) {
+    let mut guard = InFlight {
+        inner: Arc::clone(&inner),
+        succeeded: false,
+    };
     let config = &inner.config;
     let outcome =
         match tokio::time::timeout(config.fetch_timeout, inner.fetcher.fetch(&config.url)).await {
             Err(_) => Err(Error::with_source(ErrorKind::Fetch, "timed out")),
             Ok(Err(e)) => Err(Error::with_source(ErrorKind::Fetch, e)),
-            Ok(Ok(response)) => KeySet::from_jwks(&response.body)
-                .map(|keys| (keys, config.ttl(response.cache_control.as_deref()))),
+            // A set with no usable key (empty, or all of unknown types) is
+            // a failed refresh: it must not evict the keys we hold.
+            Ok(Ok(response)) => KeySet::from_jwks(&response.body).and_then(|keys| {
+                if keys.is_empty() {
+                    Err(Error::with_source(
+                        ErrorKind::Fetch,
+                        "no usable key in the JWK Set",
+                    ))
+                } else {
+                    Ok((keys, config.ttl(response.cache_control.as_deref())))
+                }
+            }),
         };
     let now = Instant::now();
-    let succeeded = match outcome {
+    guard.succeeded = match outcome {
         Ok((keys, ttl)) => {
             if keys.skipped() > 0 {
                 tracing::debug!(url = %config.url, skipped = keys.skipped(), "JWKS keys skipped as unusable");
@@ -418,12 +498,6 @@ async fn fetch(inner: Arc<Inner>) {
             false
         }
     };
-    {
-        let mut state = lock(&inner.state);
-        state.in_flight = false;
-        state.last_succeeded = succeeded;
-    }
-    inner.completed.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// Fetches at start, then whenever the keys' freshness runs out (or the
@@ -564,7 +638,38 @@ mod tests {
                 Box::pin(std::future::pending())
             }
         }
-        let error = JwksCache::with_fetcher(JwksConfig::new("http://x"), Never).unwrap_err();
+        let error = JwksCache::with_fetcher(JwksConfig::new("https://x"), Never).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::InvalidConfiguration(_)));
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_this_machine() {
+        for ok in [
+            "https://auth.example.com/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:80/x",
+        ] {
+            assert!(secure_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://auth.example.com/jwks",
+            "http://127.0.0.1.evil.com/",
+            "http://user@10.0.0.1/",
+            "ftp://x",
+            "",
+        ] {
+            assert!(!secure_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unbounded_durations_are_refused() {
+        let mut config = JwksConfig::new("https://x");
+        config.max_ttl = Duration::MAX;
+        assert!(config.check().is_err());
+        let mut config = JwksConfig::new("https://x");
+        config.min_ttl = Duration::ZERO;
+        assert!(config.check().is_err());
     }
 }

@@ -152,6 +152,10 @@ pub(crate) fn b64_decode_into<'b>(segment: &str, buffer: &'b mut [u8]) -> Result
 }
 
 pub(crate) fn parse_raw_header(json: &[u8]) -> Result<RawHeader<'_>> {
+    // RFC 7515 §4: a JSON object; serde would also take an array.
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ErrorKind::Malformed("the header is not a JSON object").into());
+    }
     let header: RawHeader<'_> = serde_json::from_slice(json)
         .map_err(|_| ErrorKind::Malformed("the header is not a valid JOSE header"))?;
     if header.crit.0 {

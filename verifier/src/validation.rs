@@ -72,6 +72,10 @@ impl Validation {
         if self.max_token_bytes == 0 {
             return Err("Validation::max_token_bytes must be positive");
         }
+        // A large leeway quietly switches exp/nbf/iat off.
+        if self.leeway > Duration::from_secs(300) {
+            return Err("Validation::leeway must be at most 5 minutes");
+        }
         Ok(())
     }
 }

@@ -326,3 +326,20 @@ async fn an_rsa_key_with_a_degenerate_exponent_is_skipped() {
         assert!(set.is_empty(), "e = {e}");
     }
 }
+
+#[test]
+fn a_header_that_is_a_json_array_is_malformed() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let token = format!(
+        "{}.{}.{}",
+        b64(r#"["RS256","k","at+jwt"]"#),
+        b64("{}"),
+        b64("sig")
+    );
+    let err = warrant_verifier::dangerous::decode_unverified(&token, 8192).unwrap_err();
+    assert!(
+        matches!(err.kind(), warrant_verifier::ErrorKind::Malformed(_)),
+        "{err:?}"
+    );
+}

@@ -237,6 +237,8 @@ async fn a_failed_refresh_never_evicts_good_keys() {
     for broken in [
         Mode::Serve("<html>maintenance</html>".into(), None),
         Mode::Serve(r#"{"nokeys":[]}"#.into(), None),
+        // No usable key at all: a broken issuer, not a rotation.
+        Mode::Serve(r#"{"keys":[]}"#.into(), None),
         Mode::Unavailable,
         Mode::Drop,
     ] {
@@ -309,4 +311,36 @@ async fn dropping_the_cache_stops_the_background_refresh() {
     let after_drop = server.hits();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(server.hits(), after_drop);
+}
+
+#[tokio::test]
+async fn a_fetcher_that_panics_does_not_wedge_the_cache() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use warrant_verifier::{BoxFuture, Fetch, FetchError, FetchedJwks};
+
+    struct PanicsOnce(AtomicU32);
+    impl Fetch for PanicsOnce {
+        fn fetch<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<FetchedJwks, FetchError>> {
+            let call = self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                assert!(call > 0, "first fetch fails the hard way");
+                Ok(FetchedJwks {
+                    body: all_public_jwks().into_bytes(),
+                    cache_control: Some("max-age=600".into()),
+                })
+            })
+        }
+    }
+    let cache = JwksCache::with_fetcher(
+        config("https://issuer.example/jwks"),
+        PanicsOnce(AtomicU32::new(0)),
+    )
+    .unwrap();
+    // The first (background) fetch panics; later ones must still run.
+    assert!(
+        cache.wait_until_ready(LONG).await,
+        "the cache never recovered from a panicking fetch"
+    );
+    let token = sign(Algorithm::RS256, &claims());
+    verifier(&cache).verify(&token).await.unwrap();
 }
