@@ -14,6 +14,7 @@ mod helpers;
 mod hygiene;
 mod keys;
 mod limits;
+mod mutations;
 mod openapi;
 mod replicas;
 mod startup;
