@@ -211,16 +211,20 @@ async fn a_running_server_sees_cli_changes_within_two_seconds() {
     let client = crate::helpers::cli_create_client(&app.env);
     let authorization = crate::helpers::basic(&client.id, &client.secret);
     let id = client.id.as_str();
-    time_until(&app, &authorization, 200, limit).await;
+    let created = time_until(&app, &authorization, 200, limit).await;
 
     app.cli_ok(&["client", "disable", id]);
-    time_until(&app, &authorization, 401, limit).await;
+    let disabled = time_until(&app, &authorization, 401, limit).await;
 
     app.cli_ok(&["client", "enable", id]);
-    time_until(&app, &authorization, 200, limit).await;
+    let enabled = time_until(&app, &authorization, 200, limit).await;
 
     app.cli_ok(&["client", "delete", id, "--confirm-delete"]);
-    time_until(&app, &authorization, 401, limit).await;
+    let deleted = time_until(&app, &authorization, 401, limit).await;
+    eprintln!(
+        "CLI change to server, polling every 1 s: create {created:?}, disable {disabled:?}, \
+         enable {enabled:?}, delete {deleted:?}"
+    );
 }
 
 #[test]
