@@ -83,8 +83,6 @@ pub enum StorageError {
 pub trait Storage: Send + Sync {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StorageError>;
-    /// A cheap check that the database answers.
-    async fn ping(&self) -> Result<(), StorageError>;
     /// A number that changes whenever clients or keys change.
     async fn change_marker(&self) -> Result<i64, StorageError>;
 

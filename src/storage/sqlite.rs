@@ -67,11 +67,6 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn change_marker(&self) -> Result<i64, StorageError> {
         let version = sqlx::query_scalar("SELECT version FROM change_marker WHERE id = 1")
             .fetch_one(&self.pool)
