@@ -60,6 +60,8 @@ async fn a_reachable_database_keeps_the_outage_grace_from_running_out() {
     let app = crate::helpers::spawn_app_with_env(&[("WARRANT_OUTAGE_GRACE_SECS", "1")]).await;
     let client = app.create_client().await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let token = app.token_with_basic(&client, "grant_type=client_credentials").await;
+    let token = app
+        .token_with_basic(&client, "grant_type=client_credentials")
+        .await;
     assert_eq!(token.status, 200, "{}", token.body);
 }
