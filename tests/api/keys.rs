@@ -528,19 +528,21 @@ impl StrictCachingVerifier {
     }
 }
 
-#[tokio::test]
-async fn rotation_under_load_never_fails_a_verifier_that_caches_for_max_age() {
-    // Rotate every 2 s, with keys published 1 s (max-age) + 1 s (margin)
-    // before they sign: five rotations in ten seconds.
+/// Issues tokens for 10 s while keys rotate, verifying each with three
+/// verifiers that cache the JWKS for exactly `max-age` (fetched at different
+/// moments). With `cli`, `warrant keys rotate` is run whenever it may be;
+/// otherwise the server rotates on its own. Keys are published 1 s (max-age)
+/// + 1 s (margin) before they sign: a rotation every 2 s or so.
+async fn rotation_under_load(cli: bool) {
+    let period = if cli { "0" } else { "2" };
     let app = spawn_app_with_env(&[
         ("WARRANT_JWKS_MAX_AGE_SECS", "1"),
         ("WARRANT_KEYS__PUBLICATION_MARGIN_SECS", "1"),
-        ("WARRANT_KEYS__ROTATION_PERIOD_SECS", "2"),
+        ("WARRANT_KEYS__ROTATION_PERIOD_SECS", period),
     ])
     .await;
     let client = app.create_client().await;
     let authorization = crate::helpers::basic(&client.id, &client.secret);
-    // Verifiers that fetched at different moments, each strictly caching.
     let mut verifiers = Vec::new();
     for _ in 0..3 {
         verifiers.push(StrictCachingVerifier::fetch(&app).await);
@@ -548,9 +550,17 @@ async fn rotation_under_load_never_fails_a_verifier_that_caches_for_max_age() {
     }
 
     let started = Instant::now();
-    let (mut verified, mut failures) = (0u32, Vec::new());
+    let (mut verified, mut failures, mut cli_rotations) = (0u32, Vec::new(), 0);
+    let mut last_attempt = Instant::now();
     let mut signing_kids = HashSet::new();
     while started.elapsed() < Duration::from_secs(10) {
+        if cli && last_attempt.elapsed() >= Duration::from_millis(250) {
+            last_attempt = Instant::now();
+            // Refused (exit 1) while the next key is too fresh.
+            if app.cli(&["keys", "rotate"]).status.success() {
+                cli_rotations += 1;
+            }
+        }
         let response = app.post_token(GRANT, Some(&authorization)).await;
         assert_eq!(response.status, 200, "{}", response.body);
         let token = response.access_token();
@@ -564,7 +574,12 @@ async fn rotation_under_load_never_fails_a_verifier_that_caches_for_max_age() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!(
-        "rotation under load: {verified} verifications, {} failures, {} signing keys",
+        "rotation under load ({}): {verified} verifications, {} failures, {} signing keys",
+        if cli {
+            format!("{cli_rotations} x warrant keys rotate")
+        } else {
+            "automatic".to_owned()
+        },
         failures.len(),
         signing_kids.len()
     );
@@ -575,4 +590,14 @@ async fn rotation_under_load_never_fails_a_verifier_that_caches_for_max_age() {
         signing_kids.len()
     );
     assert!(verified > 300);
+}
+
+#[tokio::test]
+async fn automatic_rotation_under_load_never_fails_a_verifier_that_caches_for_max_age() {
+    rotation_under_load(false).await;
+}
+
+#[tokio::test]
+async fn cli_rotation_under_load_never_fails_a_verifier_that_caches_for_max_age() {
+    rotation_under_load(true).await;
 }
