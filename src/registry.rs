@@ -98,6 +98,7 @@ pub struct Registry {
     last_reached: AtomicI64,
     /// Polls that failed to reach the database.
     database_errors: std::sync::atomic::AtomicU64,
+    maintenance_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -127,6 +128,7 @@ impl Registry {
             database_reachable: AtomicBool::new(true),
             last_reached: AtomicI64::new(crate::clock::unix_now()),
             database_errors: std::sync::atomic::AtomicU64::new(0),
+            maintenance_failures: std::sync::atomic::AtomicU64::new(0),
         };
         let snapshot = registry.build_snapshot(true).await?;
         registry.snapshot.store(Arc::new(snapshot));
@@ -148,6 +150,11 @@ impl Registry {
 
     pub fn database_errors(&self) -> u64 {
         self.database_errors.load(Ordering::Relaxed)
+    }
+
+    /// Key transitions that were due but failed (e.g. the disk is full).
+    pub fn maintenance_failures(&self) -> u64 {
+        self.maintenance_failures.load(Ordering::Relaxed)
     }
 
     /// Seconds since a poll last reached the database.
@@ -186,8 +193,10 @@ impl Registry {
 
     /// Polls until the process ends. A failed poll keeps the old snapshot:
     /// tokens keep flowing from memory while the database is away. The outage
-    /// and the recovery are logged once each, not once per poll.
+    /// and the recovery are logged once each, not once per poll; so are
+    /// failing key transitions (a full or locked disk), retried every poll.
     pub async fn poll_forever(self: Arc<Self>, interval: Duration) {
+        let mut maintenance_failing = false;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -204,8 +213,22 @@ impl Registry {
                     }
                     // Apart from the refresh: a failing key transition must
                     // not make the database look unreachable.
-                    if let Err(e) = self.maintain_keys().await {
-                        tracing::warn!(error = %e, "key maintenance failed; will retry");
+                    match self.maintain_keys().await {
+                        Ok(()) if maintenance_failing => {
+                            maintenance_failing = false;
+                            tracing::info!("key maintenance succeeded again");
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            self.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+                            if !maintenance_failing {
+                                maintenance_failing = true;
+                                tracing::error!(
+                                    error = %e,
+                                    "key maintenance failed; retrying every poll, still signing with the current key"
+                                );
+                            }
+                        }
                     }
                 }
                 Err(RegistryError::Storage(e)) => {

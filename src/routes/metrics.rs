@@ -43,6 +43,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         registry.database_errors().to_string(),
     );
     gauge(
+        "warrant_key_maintenance_failures_total",
+        "Polls whose due key transitions failed (e.g. disk full, database locked).",
+        "counter",
+        registry.maintenance_failures().to_string(),
+    );
+    gauge(
         "warrant_argon2_verifications_total",
         "argon2 secret verifications run.",
         "counter",

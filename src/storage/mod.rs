@@ -73,10 +73,93 @@ pub enum StorageError {
     Conflict,
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The faults an operator can fix, named as such (the database's own
+    /// words in brackets). A failed write is rolled back whole.
+    #[error("the database's disk is full, so nothing was changed; free some space and retry [{0}]")]
+    DiskFull(String),
+    #[error("the database is read-only, so nothing was changed [{0}]")]
+    ReadOnly(String),
+    #[error(
+        "the database is locked by another writer, so nothing was changed; retry, or stop whatever holds the lock [{0}]"
+    )]
+    Locked(String),
+    #[error(
+        "the database file or its directory is missing or not writable (SQLite also creates -wal and -shm files beside it) [{0}]"
+    )]
+    CannotOpen(String),
+    /// Displayed without its source: sqlx's message already includes it.
+    #[error("{0}")]
+    Database(sqlx::Error),
+    #[error("{0}")]
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) => {
+                let message = db.message().to_owned();
+                let backend = if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    Backend::Sqlite
+                } else {
+                    Backend::Postgres
+                };
+                match fault(backend, db.code().as_deref()) {
+                    Some(Fault::DiskFull) => Self::DiskFull(message),
+                    Some(Fault::ReadOnly) => Self::ReadOnly(message),
+                    Some(Fault::Locked) => Self::Locked(message),
+                    Some(Fault::CannotOpen) => Self::CannotOpen(message),
+                    None => Self::Database(e),
+                }
+            }
+            sqlx::Error::Io(io) => match io.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                    Self::DiskFull(io.to_string())
+                }
+                std::io::ErrorKind::ReadOnlyFilesystem => Self::ReadOnly(io.to_string()),
+                _ => Self::Database(e),
+            },
+            _ => Self::Database(e),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(e) => e.into(),
+            e => Self::Migrate(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    DiskFull,
+    ReadOnly,
+    Locked,
+    CannotOpen,
+}
+
+/// The fault a database error code names: SQLite's (extended) result codes,
+/// whose low byte is the primary code, or PostgreSQL's SQLSTATE.
+fn fault(backend: Backend, code: Option<&str>) -> Option<Fault> {
+    let code = code?;
+    if backend == Backend::Sqlite {
+        return match code.parse::<i32>().ok()? & 0xff {
+            13 => Some(Fault::DiskFull),      // SQLITE_FULL
+            8 => Some(Fault::ReadOnly),       // SQLITE_READONLY
+            5 | 6 => Some(Fault::Locked),     // SQLITE_BUSY, SQLITE_LOCKED
+            14 => Some(Fault::CannotOpen),    // SQLITE_CANTOPEN
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => Some(Fault::DiskFull),           // disk_full
+        "25006" => Some(Fault::ReadOnly),           // read_only_sql_transaction
+        "55P03" => Some(Fault::Locked),             // lock_not_available
+        _ => None,
+    }
 }
 
 #[async_trait]
@@ -183,6 +266,23 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_are_named_from_sqlite_and_postgresql_codes() {
+        assert_eq!(fault(Backend::Sqlite, Some("13")), Some(Fault::DiskFull));
+        assert_eq!(fault(Backend::Sqlite, Some("8")), Some(Fault::ReadOnly));
+        assert_eq!(fault(Backend::Sqlite, Some("1032")), Some(Fault::ReadOnly)); // SQLITE_READONLY_DBMOVED
+        assert_eq!(fault(Backend::Sqlite, Some("5")), Some(Fault::Locked));
+        assert_eq!(fault(Backend::Sqlite, Some("517")), Some(Fault::Locked)); // SQLITE_BUSY_SNAPSHOT
+        assert_eq!(fault(Backend::Sqlite, Some("14")), Some(Fault::CannotOpen));
+        assert_eq!(fault(Backend::Postgres, Some("53100")), Some(Fault::DiskFull));
+        assert_eq!(fault(Backend::Postgres, Some("25006")), Some(Fault::ReadOnly));
+        assert_eq!(fault(Backend::Postgres, Some("55P03")), Some(Fault::Locked));
+        assert_eq!(fault(Backend::Sqlite, Some("1")), None);
+        assert_eq!(fault(Backend::Sqlite, Some("2067")), None); // SQLITE_CONSTRAINT_UNIQUE
+        assert_eq!(fault(Backend::Postgres, Some("23505")), None);
+        assert_eq!(fault(Backend::Sqlite, None), None);
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

@@ -1,8 +1,9 @@
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow};
 use super::{KeyRecord, Storage, StorageError, unique_violation};
@@ -15,12 +16,16 @@ pub struct PostgresStorage {
 
 impl PostgresStorage {
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        // A lock held elsewhere (a stuck session, a long migration) fails a
+        // statement after 5 s, as SQLite's busy timeout does, instead of
+        // hanging a command or a poll forever.
+        let options = PgConnectOptions::from_str(url)?.options([("lock_timeout", "5s")]);
         let pool = PgPoolOptions::new()
             .max_connections(5)
             // Short: a poll against an unreachable database should fail
             // quickly so that readiness reflects it.
             .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
+            .connect_with(options)
             .await?;
         Ok(Self { pool })
     }

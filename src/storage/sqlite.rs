@@ -3,10 +3,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
+use sqlx::{Connection as _, Sqlite};
 
 use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow};
 use super::{KeyRecord, Storage, StorageError, unique_violation};
@@ -167,40 +169,9 @@ impl Storage for SqliteStorage {
         retire_after: i64,
         fresh_next: Option<&KeyRecord>,
     ) -> Result<bool, StorageError> {
-        // IMMEDIATE takes the write lock first: two processes rotating at
-        // once serialize here instead of failing to upgrade a read lock.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let is_next: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM signing_keys WHERE kid = ? AND key_set = ? AND state = 'next'",
-        )
-        .bind(next_kid)
-        .bind(key_set)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if is_next.is_none() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'previous', retire_after = ? \
-             WHERE key_set = ? AND state = 'current'",
-        )
-        .bind(retire_after)
-        .bind(key_set)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'current', activated_at = ?, promote_at = NULL \
-             WHERE kid = ?",
-        )
-        .bind(now)
-        .bind(next_kid)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(fresh) = fresh_next {
-            insert_key(&mut tx, fresh).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let mut conn = self.pool.acquire().await?;
+        let result = promote(&mut conn, key_set, next_kid, now, retire_after, fresh_next).await;
+        close_if_failed(&mut conn, result)
     }
 
     async fn schedule_promotion(&self, kid: &str, at: i64) -> Result<bool, StorageError> {
@@ -239,21 +210,88 @@ impl Storage for SqliteStorage {
     }
 
     async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for (kid, private_key, master_key_id) in sealed {
-            sqlx::query(
-                "UPDATE signing_keys SET private_key = ?, master_key_id = ? \
-                 WHERE kid = ? AND private_key IS NOT NULL",
-            )
-            .bind(private_key)
-            .bind(master_key_id)
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        let result = reseal_keys(&mut conn, sealed).await;
+        close_if_failed(&mut conn, result)
     }
+}
+
+/// A connection whose write transaction failed is closed, not pooled: on a
+/// full disk SQLite may already have rolled back by itself, sqlx's ROLLBACK
+/// then fails, and sqlx would refuse every later transaction on that
+/// connection ("begin_with at non-zero transaction depth").
+fn close_if_failed<T>(
+    conn: &mut PoolConnection<Sqlite>,
+    result: Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+    result
+}
+
+async fn promote(
+    conn: &mut SqliteConnection,
+    key_set: &str,
+    next_kid: &str,
+    now: i64,
+    retire_after: i64,
+    fresh_next: Option<&KeyRecord>,
+) -> Result<bool, StorageError> {
+    // IMMEDIATE takes the write lock first: two processes rotating at once
+    // serialize here instead of failing to upgrade a read lock.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let is_next: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM signing_keys WHERE kid = ? AND key_set = ? AND state = 'next'",
+    )
+    .bind(next_kid)
+    .bind(key_set)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if is_next.is_none() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE signing_keys SET state = 'previous', retire_after = ? \
+         WHERE key_set = ? AND state = 'current'",
+    )
+    .bind(retire_after)
+    .bind(key_set)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE signing_keys SET state = 'current', activated_at = ?, promote_at = NULL \
+         WHERE kid = ?",
+    )
+    .bind(now)
+    .bind(next_kid)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(fresh) = fresh_next {
+        insert_key(&mut tx, fresh).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn reseal_keys(
+    conn: &mut SqliteConnection,
+    sealed: &[(String, Vec<u8>, String)],
+) -> Result<(), StorageError> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for (kid, private_key, master_key_id) in sealed {
+        sqlx::query(
+            "UPDATE signing_keys SET private_key = ?, master_key_id = ? \
+             WHERE kid = ? AND private_key IS NOT NULL",
+        )
+        .bind(private_key)
+        .bind(master_key_id)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn insert_key(conn: &mut SqliteConnection, key: &KeyRecord) -> Result<(), StorageError> {

@@ -8,6 +8,7 @@
 mod abuse;
 mod cli;
 mod discovery;
+mod faults;
 mod fuzz_corpus;
 mod health;
 mod helpers;
