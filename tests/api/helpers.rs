@@ -21,6 +21,56 @@ pub struct TestApp {
     /// Settings given as `WARRANT_*` variables; the CLI gets them too.
     pub env: Vec<(String, String)>,
     http: reqwest::Client,
+    /// Every secret and token this test met, and where the log capture stood
+    /// when the server started: when the app is dropped, the logs written
+    /// since then must hold none of them. So every test in the suite checks
+    /// its own secrets against the logs of its own run.
+    seen: Mutex<Seen>,
+    logs_from: usize,
+}
+
+#[derive(Default)]
+struct Seen {
+    secrets: Vec<String>,
+    /// What the CLI wrote to stderr (stdout shows a new secret on purpose).
+    cli_stderr: String,
+}
+
+impl TestApp {
+    fn saw_secret(&self, secret: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.secrets.push(secret.to_owned());
+    }
+
+    fn saw_token(&self, token: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.secrets.push(token.to_owned());
+        // A signature is as telling as the whole token.
+        if let Some(signature) = token.rsplit('.').next() {
+            seen.secrets.push(signature.to_owned());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // the test failed already; do not abort it
+        }
+        let seen = self.seen.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let logs = LOGS.lock().unwrap_or_else(PoisonError::into_inner);
+        let logs = String::from_utf8_lossy(&logs[self.logs_from.min(logs.len())..]);
+        for secret in &seen.secrets {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "a secret or token of this test reached the server log"
+            );
+            assert!(
+                !seen.cli_stderr.contains(secret.as_str()),
+                "a secret or token of this test reached the CLI's log"
+            );
+        }
+    }
 }
 
 /// A client made through the CLI, with the secret it printed.
@@ -196,6 +246,7 @@ pub fn captured_logs() -> String {
 
 pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
     capture_logs();
+    let logs_from = LOGS.lock().unwrap_or_else(PoisonError::into_inner).len();
     let env = test_env(&dir, &[]).await;
     let application = Application::build(settings).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", application.port());
@@ -212,6 +263,8 @@ pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        seen: Mutex::default(),
+        logs_from,
     }
 }
 
@@ -293,7 +346,16 @@ impl TestApp {
 
     /// Runs the `warrant` binary against this app's database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        run_warrant(&self.env, args)
+        let output = run_warrant(&self.env, args);
+        if let Ok(printed) = serde_json::from_slice::<Value>(&output.stdout)
+            && let Some(secret) = printed["client_secret"].as_str()
+        {
+            self.saw_secret(secret);
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.cli_stderr
+            .push_str(&String::from_utf8_lossy(&output.stderr));
+        output
     }
 
     /// `cli` that must succeed; returns stdout.
@@ -358,6 +420,9 @@ impl TestApp {
             })
         };
         openapi().check_response(method.as_str(), path, status.as_u16(), &headers, &body);
+        if let Some(token) = body["access_token"].as_str() {
+            self.saw_token(token);
+        }
         TestResponse {
             status,
             headers,
