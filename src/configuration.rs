@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::forwarded::TrustedProxies;
+
 const ENV_PREFIX: &str = "WARRANT_";
 /// Variables with the prefix that are not settings.
 const NOT_SETTINGS: &[&str] = &[crate::crypto::MASTER_KEY_ENV];
@@ -82,8 +84,12 @@ pub struct LimitSettings {
     /// Failed authentications a minute for one client_id before requests
     /// needing an argon2 verify get 429; 0 disables.
     pub failed_auth_per_client_per_minute: u32,
-    /// The same per source address; 0 disables.
+    /// The same per source address (IPv6: per /64); 0 disables.
     pub failed_auth_per_address_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the source address, as a comma-
+    /// separated list of addresses and networks (e.g. "10.0.0.0/8"). Empty:
+    /// the TCP peer is the source and the header is ignored.
+    pub trusted_proxies: String,
 }
 
 impl Default for LimitSettings {
@@ -91,6 +97,7 @@ impl Default for LimitSettings {
         Self {
             failed_auth_per_client_per_minute: 20,
             failed_auth_per_address_per_minute: 100,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -286,6 +293,12 @@ impl Settings {
             return Err(config_error(
                 "token.max_body_bytes (WARRANT_TOKEN__MAX_BODY_BYTES)",
                 "must be between 256 and 1048576",
+            ));
+        }
+        if let Err(e) = TrustedProxies::parse(&self.limits.trusted_proxies) {
+            return Err(config_error(
+                "limits.trusted_proxies (WARRANT_LIMITS__TRUSTED_PROXIES)",
+                format!("{e}; expected addresses or networks like 10.0.0.0/8, comma-separated"),
             ));
         }
         if !(50..=60_000).contains(&self.refresh_interval_ms) {

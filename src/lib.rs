@@ -9,6 +9,7 @@ pub mod configuration;
 pub mod credentials;
 pub mod crypto;
 pub mod domain;
+pub mod forwarded;
 pub mod keys;
 pub mod limits;
 pub mod metrics;

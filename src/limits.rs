@@ -133,7 +133,8 @@ impl AuthFailureLimits {
             return Err((Limit::FailuresPerClient, wait));
         }
         let per_address = self.per_address_per_minute;
-        if let Some(wait) = address.and_then(|a| self.per_address.wait_time(&a, per_address)) {
+        let bucket = address.map(address_bucket);
+        if let Some(wait) = bucket.and_then(|a| self.per_address.wait_time(&a, per_address)) {
             return Err((Limit::FailuresPerAddress, wait));
         }
         Ok(())
@@ -142,8 +143,21 @@ impl AuthFailureLimits {
     pub fn record_failure(&self, id: &ClientId, address: Option<IpAddr>) {
         self.per_client.take(id, self.per_client_per_minute);
         if let Some(address) = address {
-            self.per_address.take(&address, self.per_address_per_minute);
+            let bucket = address_bucket(address);
+            self.per_address.take(&bucket, self.per_address_per_minute);
         }
+    }
+}
+
+/// One bucket per IPv4 address, and per /64 for IPv6: a single host commonly
+/// holds a whole /64 and could otherwise take a new address for each guess.
+fn address_bucket(address: IpAddr) -> IpAddr {
+    match crate::forwarded::canonical(address) {
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -192,5 +206,23 @@ mod tests {
             Limit::FailuresPerAddress
         );
         assert!(limits.check(&b, Some("192.0.2.2".parse().unwrap())).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_cannot_escape_by_changing_its_interface_id() {
+        let limits = AuthFailureLimits::new(0, 2);
+        let id = ClientId::parse("a").unwrap();
+        limits.record_failure(&id, Some("2001:db8:1:2::1".parse().unwrap()));
+        limits.record_failure(&id, Some("2001:db8:1:2:ffff::9".parse().unwrap()));
+        let same_64: IpAddr = "2001:db8:1:2:abcd::1".parse().unwrap();
+        assert_eq!(
+            limits.check(&id, Some(same_64)).unwrap_err().0,
+            Limit::FailuresPerAddress
+        );
+        assert!(
+            limits
+                .check(&id, Some("2001:db8:1:3::1".parse().unwrap()))
+                .is_ok()
+        );
     }
 }

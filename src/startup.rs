@@ -13,6 +13,7 @@ use crate::configuration::Settings;
 use crate::credentials::ClientAuthenticator;
 use crate::crypto::MasterKey;
 use crate::domain::ClientId;
+use crate::forwarded::TrustedProxies;
 use crate::keys::{KeyManager, KeyPolicy};
 use crate::limits::{AuthFailureLimits, Buckets};
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// See `Settings::outage_grace_secs`.
     pub outage_grace_secs: i64,
     pub failure_limits: AuthFailureLimits,
+    /// Whose `X-Forwarded-For` names the address the failure limits count.
+    pub trusted_proxies: TrustedProxies,
     pub quotas: Buckets<ClientId>,
     pub metrics: Metrics,
 }
@@ -114,6 +117,8 @@ impl Application {
                 settings.limits.failed_auth_per_client_per_minute,
                 settings.limits.failed_auth_per_address_per_minute,
             ),
+            trusted_proxies: TrustedProxies::parse(&settings.limits.trusted_proxies)
+                .map_err(anyhow::Error::msg)?,
             quotas: Buckets::default(),
             metrics: Metrics::default(),
         });

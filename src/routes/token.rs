@@ -297,7 +297,11 @@ async fn handle(
     // failure limits before any hashing.
     let remembered = known.is_some_and(|c| state.authenticator.remembers(c, &credentials.secret));
     state.metrics.credential_cache(remembered);
-    let address = request.peer_addr().map(|a| a.ip());
+    let address = request.peer_addr().map(|peer| {
+        let forwarded_for = request.headers().get_all("x-forwarded-for");
+        let forwarded_for = forwarded_for.filter_map(|v| v.to_str().ok());
+        state.trusted_proxies.client_address(peer.ip(), forwarded_for)
+    });
     if !remembered {
         state
             .failure_limits

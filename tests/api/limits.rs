@@ -56,6 +56,68 @@ async fn guessing_from_one_address_is_rate_limited_across_client_ids() {
     assert!(limited.header("retry-after").is_some());
 }
 
+/// A wrong-secret request to the token endpoint with an X-Forwarded-For.
+async fn guess_via(app: &crate::helpers::TestApp, i: usize, forwarded_for: &str) -> u16 {
+    let request = app
+        .token_request(reqwest::Method::POST)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Authorization", basic(&format!("random-{i}"), "x"))
+        .header("X-Forwarded-For", forwarded_for)
+        .body(GRANT);
+    let response = app
+        .send(reqwest::Method::POST, "/oauth/token", request)
+        .await;
+    response.status.as_u16()
+}
+
+#[tokio::test]
+async fn a_forged_x_forwarded_for_does_not_escape_the_address_limit() {
+    let app = spawn_app_with_env(&[
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_CLIENT_PER_MINUTE", "0"),
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_ADDRESS_PER_MINUTE", "4"),
+    ])
+    .await;
+    // No trusted proxies: a new "address" per guess changes nothing.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(guess_via(&app, i, &format!("203.0.113.{i}")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_is_limited_apart() {
+    let app = spawn_app_with_env(&[
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_CLIENT_PER_MINUTE", "0"),
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_ADDRESS_PER_MINUTE", "2"),
+        ("WARRANT_LIMITS__TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+    ])
+    .await;
+    // The proxy (this test, on loopback) appends the address it saw; what a
+    // client wrote to the left of it is ignored.
+    assert_eq!(guess_via(&app, 0, "203.0.113.7").await, 401);
+    assert_eq!(guess_via(&app, 1, "198.51.100.1, 203.0.113.7").await, 401);
+    assert_eq!(guess_via(&app, 2, "198.51.100.2, 203.0.113.7").await, 429);
+    // Other clients behind the same proxy are not held back.
+    assert_eq!(guess_via(&app, 3, "203.0.113.8").await, 401);
+    // The addresses named in front of the proxy's entry got no failures.
+    assert_eq!(guess_via(&app, 4, "198.51.100.1").await, 401);
+
+    let bad = crate::helpers::run_warrant(
+        &crate::helpers::test_env(
+            &app.dir,
+            &[("WARRANT_LIMITS__TRUSTED_PROXIES", "lb.internal")],
+        )
+        .await,
+        &["client", "list"],
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("WARRANT_LIMITS__TRUSTED_PROXIES"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn a_client_quota_caps_tokens_per_minute() {
     let app = spawn_app_with_env(&[]).await;
