@@ -147,17 +147,17 @@ fn fault(backend: Backend, code: Option<&str>) -> Option<Fault> {
     let code = code?;
     if backend == Backend::Sqlite {
         return match code.parse::<i32>().ok()? & 0xff {
-            13 => Some(Fault::DiskFull),      // SQLITE_FULL
-            8 => Some(Fault::ReadOnly),       // SQLITE_READONLY
-            5 | 6 => Some(Fault::Locked),     // SQLITE_BUSY, SQLITE_LOCKED
-            14 => Some(Fault::CannotOpen),    // SQLITE_CANTOPEN
+            13 => Some(Fault::DiskFull),   // SQLITE_FULL
+            8 => Some(Fault::ReadOnly),    // SQLITE_READONLY
+            5 | 6 => Some(Fault::Locked),  // SQLITE_BUSY, SQLITE_LOCKED
+            14 => Some(Fault::CannotOpen), // SQLITE_CANTOPEN
             _ => None,
         };
     }
     match code {
-        "53100" => Some(Fault::DiskFull),           // disk_full
-        "25006" => Some(Fault::ReadOnly),           // read_only_sql_transaction
-        "55P03" => Some(Fault::Locked),             // lock_not_available
+        "53100" => Some(Fault::DiskFull), // disk_full
+        "25006" => Some(Fault::ReadOnly), // read_only_sql_transaction
+        "55P03" => Some(Fault::Locked),   // lock_not_available
         _ => None,
     }
 }
@@ -275,8 +275,14 @@ mod tests {
         assert_eq!(fault(Backend::Sqlite, Some("5")), Some(Fault::Locked));
         assert_eq!(fault(Backend::Sqlite, Some("517")), Some(Fault::Locked)); // SQLITE_BUSY_SNAPSHOT
         assert_eq!(fault(Backend::Sqlite, Some("14")), Some(Fault::CannotOpen));
-        assert_eq!(fault(Backend::Postgres, Some("53100")), Some(Fault::DiskFull));
-        assert_eq!(fault(Backend::Postgres, Some("25006")), Some(Fault::ReadOnly));
+        assert_eq!(
+            fault(Backend::Postgres, Some("53100")),
+            Some(Fault::DiskFull)
+        );
+        assert_eq!(
+            fault(Backend::Postgres, Some("25006")),
+            Some(Fault::ReadOnly)
+        );
         assert_eq!(fault(Backend::Postgres, Some("55P03")), Some(Fault::Locked));
         assert_eq!(fault(Backend::Sqlite, Some("1")), None);
         assert_eq!(fault(Backend::Sqlite, Some("2067")), None); // SQLITE_CONSTRAINT_UNIQUE
