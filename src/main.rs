@@ -17,7 +17,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&loaded.settings);
+    // The server's request lines go through a buffer written by a
+    // background thread; `logs` writes out what is left when it is dropped,
+    // so it lives until the end of `main` (a SIGTERM/SIGINT stop returns
+    // here too). The CLI's few lines go straight to stderr.
+    let output = match cli.command {
+        Command::Serve => telemetry::LogOutput::Buffered,
+        _ => telemetry::LogOutput::Stderr,
+    };
+    let logs = telemetry::init(&loaded.settings, output);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -34,6 +42,8 @@ async fn main() -> ExitCode {
         Command::Client(command) => client_command(loaded.settings, command).await,
         Command::Keys(command) => keys_command(loaded.settings, command).await,
     };
+    // Every log line out before the final message.
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
