@@ -58,6 +58,10 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// Our RSA keys are 2048 bits; `from_secret` accepts what aws-lc-rs
+/// accepts, which is at most 8192 bits.
+const MAX_RSA_SIGNATURE_BYTES: usize = 8192 / 8;
+
 enum Signer {
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
@@ -219,30 +223,38 @@ impl SigningKey {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let failed = |_| CryptoError("signing failed");
-        let signature = match &self.signer {
+        // Each signature is base64url-encoded from where aws-lc-rs put it.
+        match &self.signer {
             Signer::Rsa(pair) => {
-                let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(
-                    &RSA_PKCS1_SHA256,
-                    &self.rng,
-                    token.as_bytes(),
-                    &mut signature,
-                )
-                .map_err(failed)?;
-                signature
+                let mut signature = [0u8; MAX_RSA_SIGNATURE_BYTES];
+                let signature = signature
+                    .get_mut(..pair.public_modulus_len())
+                    .ok_or(CryptoError("RSA key larger than 8192 bits"))?;
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, token.as_bytes(), signature)
+                    .map_err(failed)?;
+                append_signature(&mut token, signature);
             }
-            Signer::Ecdsa(pair) => pair
-                .sign(&self.rng, token.as_bytes())
-                .map_err(failed)?
-                .as_ref()
-                .to_vec(),
-            Signer::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
-            Signer::Hmac(key) => hmac::sign(key, token.as_bytes()).as_ref().to_vec(),
-        };
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+            Signer::Ecdsa(pair) => {
+                let signature = pair.sign(&self.rng, token.as_bytes()).map_err(failed)?;
+                append_signature(&mut token, signature.as_ref());
+            }
+            Signer::Ed25519(pair) => {
+                let signature = pair.sign(token.as_bytes());
+                append_signature(&mut token, signature.as_ref());
+            }
+            Signer::Hmac(key) => {
+                let tag = hmac::sign(key, token.as_bytes());
+                append_signature(&mut token, tag.as_ref());
+            }
+        }
         Ok(token)
     }
+}
+
+/// `.` and the base64url signature: the end of a compact JWS.
+fn append_signature(token: &mut String, signature: &[u8]) {
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, token);
 }
 
 #[cfg(test)]
