@@ -5,13 +5,16 @@
 #   bench/load.sh [-z SECONDS] [-r ROUNDS] [-c "16 64"] [--algs "RS256 ES256 EdDSA HS256"]
 #                 [--peers "oidc-provider-x2 tokendealer"] [--peers-dir DIR]
 #                 [--no-trivial] [--no-raw] [-q QUIET_WAIT_S] [-o OUTDIR]
+#                 [--bin WARRANT_BINARY] [--trivial-bin TRIVIAL_POST_BINARY]
 #
 # What it does, all in one run:
 #   1. builds `warrant` and the trivial actix-web POST baseline
-#      (examples/trivial_post.rs) in release; finds oha or installs it into
-#      bench/.tools;
+#      (examples/trivial_post.rs) in release (or takes the binaries given
+#      with --bin / --trivial-bin, e.g. an earlier build to compare with);
+#      finds oha or installs it into bench/.tools;
 #   2. measures the raw single-core signature rates (cargo bench --bench mint,
-#      and `openssl speed rsa2048` when openssl is installed);
+#      and `openssl speed rsa2048` when openssl is installed), and the raw
+#      RSA-2048 rate per core while every core signs at once (mint bench);
 #   3. in a fresh temp dir: a fresh SQLite database, master key, ES256/EdDSA
 #      keys made current, an HS256 audience key; one client per algorithm made
 #      with `warrant client create ... --json` (secrets argon2id-hashed as
@@ -24,6 +27,7 @@
 #      client_secret_basic for each algorithm, the baseline, the peers; then
 #      JWKS GET for Warrant and the node-oidc-provider peers;
 #   7. the peak RSS (VmHWM) after the load, the cold-credential-cache cost;
+#      Right before each RS256 run, the raw RSA-2048 rates again (paired);
 #   8. prints bench/summarize.py's table and target list; everything is kept
 #      in OUTDIR (default bench/results/<timestamp>).
 # Every server it started is stopped on exit.
@@ -41,6 +45,8 @@ TRIVIAL=1
 RAW=1
 QUIET=30
 OUT=""
+BIN=""
+TRIVIAL_BIN_ARG=""
 WARRANT_PORT=${WARRANT_PORT:-8180}
 TRIVIAL_PORT=${TRIVIAL_PORT:-8190}
 
@@ -56,7 +62,9 @@ while [[ $# -gt 0 ]]; do
     --no-raw) RAW=0; shift ;;
     -q) QUIET=$2; shift 2 ;;
     -o) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --bin) BIN=$2; shift 2 ;;
+    --trivial-bin) TRIVIAL_BIN_ARG=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -81,14 +89,16 @@ log "oha: $OHA"
 
 cd "$ROOT"
 log "cargo build --release (warrant, examples/trivial_post)"
-cargo build --release -p warrant --bin warrant --example trivial_post >&2
+if [[ -z "$BIN" || -z "$TRIVIAL_BIN_ARG" ]]; then
+  cargo build --release -p warrant --bin warrant --example trivial_post >&2
+fi
 # ---------------------------------------------------------------- clean-up
 WORK=$(mktemp -d /tmp/warrant-bench.XXXXXX)
 chmod 700 "$WORK"
 # Private copies under names of their own: the shared target dir may be
 # rebuilt meanwhile, and a `pkill warrant` elsewhere must not stop the run.
-cp "$ROOT/target/release/warrant" "$WORK/wb-warrant"
-cp "$ROOT/target/release/examples/trivial_post" "$WORK/wb-trivial-post"
+cp "${BIN:-$ROOT/target/release/warrant}" "$WORK/wb-warrant"
+cp "${TRIVIAL_BIN_ARG:-$ROOT/target/release/examples/trivial_post}" "$WORK/wb-trivial-post"
 WARRANT="$WORK/wb-warrant"
 TRIVIAL_BIN="$WORK/wb-trivial-post"
 RESTARTS=0
@@ -141,11 +151,24 @@ if [[ $RAW = 1 ]]; then
   rsa=$(awk '/^RESULT alg=RS256/ { for (i = 1; i <= NF; i++) if ($i ~ /^raw_per_s=/) { sub("raw_per_s=", "", $i); print $i } }' "$OUT/mint.txt")
   extra raw_rsa2048_sign_per_s "${rsa:-null}"
   extra raw_rsa2048_source '"aws-lc-rs, cargo bench --bench mint"'
+  # The same raw signature with every core signing at once (one thread per
+  # core): the rate per core a server that keeps both cores busy can reach.
+  busy=$(awk '/^RESULT parallel alg=RS256/ { for (i = 1; i <= NF; i++) if ($i ~ /^busy_per_core_per_s=/) { sub("busy_per_core_per_s=", "", $i); print $i } }' "$OUT/mint.txt")
+  extra raw_rsa2048_parallel "$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("RESULT parallel alg=RS256"):
+        kv = dict(f.split("=", 1) for f in line.split()[2:])
+        print(json.dumps({k: float(v) for k, v in kv.items() if k != "alg"}))
+        break
+else:
+    print("null")' "$OUT/mint.txt")"
+  extra raw_rsa2048_sign_per_s_per_core_all_busy "${busy:-null}"
   extra mint_bench "$(python3 -c '
 import json, sys
 out = {}
 for line in open(sys.argv[1]):
-    if line.startswith("RESULT"):
+    if line.startswith("RESULT alg="):
         kv = dict(f.split("=", 1) for f in line.split()[1:])
         out[kv["alg"]] = "mint %s ns, raw %s ns, ratio %s" % (kv["mint_ns"], kv["raw_ns"], kv["ratio"])
 print(json.dumps(out))' "$OUT/mint.txt")"
@@ -279,9 +302,30 @@ track_hwm() {
   return 0
 }
 
+# The raw RSA-2048 rates (one core alone; per core with every core signing)
+# measured right before each RS256 run, one line per run in paired.jsonl:
+# this host's speed drifts by 10-15 % within minutes, so the rate measured
+# at the start of the run is a noisy yardstick for a load run minutes later.
+paired_raw() { # paired_raw C
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import bench; bench.wait_quiet(float(sys.argv[2]))' "$HERE" "$QUIET"
+  cargo bench -p warrant --bench mint -- RS256 --rounds 9 --parallel-rounds 5 2>/dev/null \
+    | python3 -c '
+import json, sys
+out = {"label": "raw-rsa2048-paired", "c": int(sys.argv[1])}
+for line in sys.stdin:
+    fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+    if line.startswith("RESULT alg=RS256"):
+        out["raw_per_s"] = float(fields["raw_per_s"])
+    elif line.startswith("RESULT parallel alg=RS256"):
+        out["busy_per_core_per_s"] = float(fields["busy_per_core_per_s"])
+        out["disturbed"] = int(fields.get("disturbed", 0))
+print(json.dumps(out))' "$1" >>"$OUT/paired.jsonl"
+}
+
 run() { # run LABEL C ARGS...
   local label=$1 c=$2; shift 2
   [[ $label = *warrant* ]] && ensure_warrant
+  [[ $label = warrant-RS256 && $RAW = 1 ]] && paired_raw "$c"
   # shellcheck disable=SC2068
   python3 "$HERE/bench.py" --format json --wait-quiet "$QUIET" -z "$DURATION" -c "$c" -l "$label" $@ \
     | tee -a "$OUT/raw.jsonl" | python3 -c '
@@ -362,7 +406,7 @@ print(json.dumps({"clients": 1, "requests": 512, "concurrency": 64, "argon2_ms":
 # ---------------------------------------------------------------- report
 log "done; results in $OUT"
 echo
-echo "Command: bench/$(basename "$0") -z $DURATION -r $ROUNDS -c \"$CONCS\" --algs \"$ALGS\" --peers \"$PEERS\""
+echo "Command: bench/$(basename "$0") -z $DURATION -r $ROUNDS -c \"$CONCS\" --algs \"$ALGS\" --peers \"$PEERS\"${BIN:+ --bin $BIN}${TRIVIAL_BIN_ARG:+ --trivial-bin $TRIVIAL_BIN_ARG}"
 echo "Machine: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["machine"])' "$EXTRA"); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 python3 "$HERE/summarize.py" "$OUT" | tee "$OUT/summary.md"

@@ -30,6 +30,28 @@ def main():
                 continue
             r = json.loads(line)
             rows.setdefault((r["label"], r["method"], r["c"]), []).append(r)
+    # The raw RSA-2048 rates measured right before each RS256 run (load.sh),
+    # paired in order with the RS256 runs at the same concurrency.
+    paired = {}
+    if os.path.exists(os.path.join(out, "paired.jsonl")):
+        raw_runs = {}
+        with open(os.path.join(out, "raw.jsonl")) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    if r["label"] == "warrant-RS256":
+                        raw_runs.setdefault(r["c"], []).append(r)
+        seen = {}
+        with open(os.path.join(out, "paired.jsonl")) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                p = json.loads(line)
+                i = seen.get(p["c"], 0)
+                seen[p["c"]] = i + 1
+                runs = raw_runs.get(p["c"], [])
+                if i < len(runs) and p.get("raw_per_s"):
+                    paired.setdefault(p["c"], []).append((runs[i]["ok_per_server_cpu_s"], p))
     extra = {}
     if os.path.exists(os.path.join(out, "extra.json")):
         with open(os.path.join(out, "extra.json")) as f:
@@ -68,7 +90,30 @@ def main():
     if raw_rsa:
         print("| raw RSA-2048 sign, 1 core (%s) | - | %s | | | | 1.00 | %s | |" % (
             extra.get("raw_rsa2048_source", "aws-lc-rs"), fmt(raw_rsa), fmt(raw_rsa)))
+    par = extra.get("raw_rsa2048_parallel")
+    if par:
+        # Per core while every core signs at once: what a server keeping both
+        # cores busy can reach per CPU-second (shown; the target stays on
+        # the single-core rate above).
+        print("| raw RSA-2048 sign, per core with %d cores signing at once (aws-lc-rs, mint bench; "
+              "%.2f x its 1-thread rate of %s in the same phases%s) | - | %s | | | | %.2f | %s | |" % (
+                  par["threads"], par["ratio"], fmt(par["alone_per_s"]),
+                  "; DISTURBED" if par.get("disturbed") else "", fmt(par["busy_total_per_s"]),
+                  par["overlap"] * par["threads"], fmt(par["busy_per_core_per_s"])))
     print()
+    if paired:
+        print("RS256 runs paired with the raw RSA-2048 rates measured right before each "
+              "(one core alone / per core with all cores signing):")
+        print()
+        print("| c | tokens per server CPU-s | raw, 1 core | ratio | raw per core, all busy | ratio |")
+        print("|---|---|---|---|---|---|")
+        for c in sorted(paired):
+            for w, p in paired[c]:
+                busy = p.get("busy_per_core_per_s")
+                print("| %d | %s | %s | %.2f | %s | %s |" % (
+                    c, fmt(w), fmt(p["raw_per_s"]), w / p["raw_per_s"], fmt(busy),
+                    "%.2f" % (w / busy) if busy else "-"))
+        print()
     print("### JWKS GET")
     print()
     print("| server | c | requests/s | p50 ms | p99 ms | errors | server CPU cores | max other cores |")
@@ -85,7 +130,8 @@ def main():
         print()
         for k in ("ready_ms_runs", "ready_ms_median", "idle_rss_kib", "idle_rss_after_load_kib",
                   "peak_rss_kib", "warrant_restarts", "raw_rsa2048_sign_per_s", "raw_rsa2048_source",
-                  "openssl_rsa2048_sign_per_s", "mint_bench", "cold_cache", "machine"):
+                  "openssl_rsa2048_sign_per_s", "raw_rsa2048_sign_per_s_per_core_all_busy",
+                  "raw_rsa2048_parallel", "mint_bench", "cold_cache", "machine"):
             if k in extra:
                 print("- %s: %s" % (k, extra[k]))
         print()
@@ -100,8 +146,22 @@ def main():
     ox2 = get("oidc-provider-x2", 64)
     if rs and raw_rsa:
         ratio = rs["per_cpu_s"] / raw_rsa
-        check("RS256 tokens per server CPU-s >= 0.9 x raw RSA-2048 sign rate",
-              ratio >= 0.9, "%.0f / %.0f = %.2f" % (rs["per_cpu_s"], raw_rsa, ratio))
+        detail = "%.0f / %.0f = %.2f" % (rs["per_cpu_s"], raw_rsa, ratio)
+        par = extra.get("raw_rsa2048_parallel")
+        if par:
+            detail += ("; for reference, vs the raw rate per core with %d cores signing at once: "
+                       "%.0f / %.0f = %.2f" % (par["threads"], rs["per_cpu_s"],
+                                              par["busy_per_core_per_s"],
+                                              rs["per_cpu_s"] / par["busy_per_core_per_s"]))
+        pairs = paired.get(64, [])
+        if pairs:
+            single = med([w / p["raw_per_s"] for w, p in pairs])
+            both = med([w / p["busy_per_core_per_s"] for w, p in pairs if p.get("busy_per_core_per_s")])
+            detail += ("; each RS256 c=64 run against the raw rates measured right before it "
+                       "(median of %d): %.2f x the one-core rate%s" % (
+                           len(pairs), single,
+                           ", %.2f x the per-core rate with all cores signing" % both if both else ""))
+        check("RS256 tokens per server CPU-s >= 0.9 x raw RSA-2048 sign rate", ratio >= 0.9, detail)
     if rs and ox2:
         ratio = rs["rps"] / ox2["rps"]
         check("RS256 c=64 throughput >= 1.5 x oidc-provider-x2", ratio >= 1.5,

@@ -10,9 +10,21 @@
 //!   (the JWS signing input of the same token), on a key of the same kind.
 //!
 //! Prints the median ns/op of each, their ratio and the single-core rate.
+//!
+//! Then, for RS256, the raw signature rate per core when one thread signs
+//! alone and when two threads sign at once (one per core on a 2-core
+//! machine), alternated phase by phase: on a machine whose cores share
+//! execution units (SMT siblings on the host), a power or frequency budget,
+//! or caches, each core signs slower while the other one is busy too, and a
+//! server that keeps both cores busy cannot reach the single-core rate per
+//! CPU-second.
+//!
 //! Lines starting with `RESULT` are for scripts (bench/compare.sh reads the
-//! raw RS256 rate from them). Arguments: an optional algorithm filter
-//! (`RS256`, `ES256`, `EdDSA`, `HS256`) and `--rounds N`.
+//! raw RS256 rates from them). Arguments: an optional algorithm filter
+//! (`RS256`, `ES256`, `EdDSA`, `HS256`), `--rounds N`, `--threads N` (the
+//! busy phase's thread count, default: the number of CPUs),
+//! `--parallel-rounds N` (undisturbed phases of each kind, default 15) and
+//! `--no-parallel`.
 //!
 //! No criterion on purpose: `std::time::Instant`, batches of many
 //! iterations, medians over rounds.
@@ -21,6 +33,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;
@@ -182,11 +195,22 @@ fn batch_for(ns_per_op: f64, target: Duration) -> usize {
 fn main() {
     let mut rounds = 31;
     let mut filter: Option<String> = None;
+    let mut parallel = true;
+    let mut parallel_rounds = 15;
+    let mut threads = std::thread::available_parallelism().map_or(2, usize::from);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bench" => {}
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(rounds),
+            "--threads" => threads = args.next().and_then(|n| n.parse().ok()).unwrap_or(threads),
+            "--no-parallel" => parallel = false,
+            "--parallel-rounds" => {
+                parallel_rounds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(parallel_rounds);
+            }
             other if !other.starts_with('-') => filter = Some(other.to_owned()),
             _ => {}
         }
@@ -264,4 +288,199 @@ fn main() {
             token.len()
         );
     }
+
+    if parallel
+        && filter
+            .as_deref()
+            .is_none_or(|f| f.eq_ignore_ascii_case(Algorithm::RS256.as_str()))
+    {
+        let (key, _secret) = SigningKey::generate(Algorithm::RS256).unwrap();
+        let token = key.sign(&claims).unwrap();
+        let signing_input = token.rsplit_once('.').unwrap().0.as_bytes().to_vec();
+        raw_per_core(
+            Algorithm::RS256,
+            &signing_input,
+            threads.max(2),
+            parallel_rounds,
+        );
+    }
+}
+
+/// One signing thread's work in a phase.
+struct ThreadRun {
+    ops: u64,
+    cpu_ns: u64,
+    wall_ns: u64,
+}
+
+/// `threads` threads each sign `message` with their own key of kind `alg`
+/// for `phase`, all starting together; returns what each did.
+fn signing_phase(keys: &[Raw], threads: usize, message: &[u8], phase: Duration) -> Vec<ThreadRun> {
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = keys[..threads]
+            .iter()
+            .map(|raw| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut out = [0u8; 512];
+                    barrier.wait();
+                    let cpu0 = thread_cpu_ns();
+                    let start = Instant::now();
+                    let mut ops = 0u64;
+                    while start.elapsed() < phase {
+                        for _ in 0..8 {
+                            black_box(raw.sign(black_box(message), &mut out));
+                        }
+                        ops += 8;
+                    }
+                    let wall_ns = start.elapsed().as_nanos() as u64;
+                    let cpu_ns = match (cpu0, thread_cpu_ns()) {
+                        (Some(a), Some(b)) if b > a => b - a,
+                        _ => wall_ns,
+                    };
+                    ThreadRun {
+                        ops,
+                        cpu_ns,
+                        wall_ns,
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Busy time of the whole machine, all cores, in USER_HZ ticks (1/100 s
+/// on Linux), from /proc/stat.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    Some(
+        [0, 1, 2, 5, 6, 7]
+            .iter()
+            .filter_map(|&i| fields.get(i))
+            .sum(),
+    )
+}
+
+/// A phase and what else the machine ran meanwhile (in cores: busy time
+/// minus the signing threads' CPU time, over the phase).
+fn measured_phase(
+    keys: &[Raw],
+    threads: usize,
+    message: &[u8],
+    phase: Duration,
+) -> (Vec<ThreadRun>, f64) {
+    let busy0 = machine_busy_ticks();
+    let runs = signing_phase(keys, threads, message, phase);
+    let other = match (busy0, machine_busy_ticks()) {
+        (Some(a), Some(b)) => {
+            let wall = runs.iter().map(|r| r.wall_ns).max().unwrap_or(1) as f64 / 1e9;
+            let ours = runs.iter().map(|r| r.cpu_ns as f64).sum::<f64>() / 1e9;
+            ((b - a) as f64 / 100.0 - ours).max(0.0) / wall
+        }
+        _ => 0.0,
+    };
+    (runs, other)
+}
+
+/// The raw signature rate per core with one thread signing, then with
+/// `threads` signing at once, alternated in 0.5 s phases until `rounds`
+/// undisturbed phases of each kind (at most 4 x `rounds` attempts); medians.
+/// Rates are per CPU-second of each signing thread (time it spent preempted
+/// does not count). A phase is undisturbed when the rest of the machine used
+/// less than 0.15 cores meanwhile and, for the busy phase, the threads
+/// really ran at the same time (`overlap`: their CPU time over threads x
+/// wall, at least 0.9): on a shared 2-core machine another program often
+/// takes one core, and two threads then share the other.
+fn raw_per_core(alg: Algorithm, message: &[u8], threads: usize, rounds: usize) {
+    const QUIET: f64 = 0.15;
+    const OVERLAP: f64 = 0.9;
+    let keys: Vec<Raw> = (0..threads).map(|_| Raw::new(alg)).collect();
+    let phase = Duration::from_millis(500);
+    signing_phase(&keys, threads, message, Duration::from_millis(200));
+    let rate = |r: &ThreadRun| r.ops as f64 * 1e9 / r.cpu_ns as f64;
+    let (mut alone, mut busy, mut total, mut overlap) = (vec![], vec![], vec![], vec![]);
+    let (mut alone_all, mut busy_all, mut total_all, mut overlap_all) =
+        (vec![], vec![], vec![], vec![]);
+    let mut attempt = 0;
+    while (alone.len() < rounds || busy.len() < rounds) && attempt < 4 * rounds {
+        // Alternate which phase goes first.
+        for busy_phase in [attempt % 2 == 1, attempt % 2 == 0] {
+            if busy_phase {
+                let (runs, other) = measured_phase(&keys, threads, message, phase);
+                let wall = runs.iter().map(|r| r.wall_ns).max().unwrap_or(1) as f64;
+                let per_core = runs.iter().map(rate).sum::<f64>() / runs.len() as f64;
+                let all = runs.iter().map(|r| r.ops as f64).sum::<f64>() * 1e9 / wall;
+                let both =
+                    runs.iter().map(|r| r.cpu_ns as f64).sum::<f64>() / (threads as f64 * wall);
+                busy_all.push(per_core);
+                total_all.push(all);
+                overlap_all.push(both);
+                if other < QUIET && both >= OVERLAP && busy.len() < rounds {
+                    busy.push(per_core);
+                    total.push(all);
+                    overlap.push(both);
+                }
+            } else {
+                let (runs, other) = measured_phase(&keys, 1, message, phase);
+                alone_all.push(rate(&runs[0]));
+                if other < QUIET && alone.len() < rounds {
+                    alone.push(rate(&runs[0]));
+                }
+            }
+        }
+        attempt += 1;
+    }
+    let kept = format!("{} + {} undisturbed phases", alone.len(), busy.len());
+    let disturbed = alone.is_empty() || busy.is_empty();
+    if disturbed {
+        (alone, busy, total, overlap) = (alone_all, busy_all, total_all, overlap_all);
+    }
+    let (alone, busy) = (median(&mut alone), median(&mut busy));
+    let (total, overlap) = (median(&mut total), median(&mut overlap));
+    println!();
+    println!(
+        "raw {} signature rate per core, 1 thread alone vs {threads} threads at once \
+         (per thread CPU-second, medians of {})",
+        alg.as_str(),
+        if disturbed {
+            format!("all phases: DISTURBED, no undisturbed phase of one kind in {attempt} attempts")
+        } else {
+            kept
+        }
+    );
+    println!(
+        "{:<6} {:>16} {:>18} {:>8} {:>16} {:>8}",
+        "alg",
+        "alone signs/s",
+        format!("{threads} busy signs/s/core"),
+        "ratio",
+        "total signs/s",
+        "overlap"
+    );
+    println!(
+        "{:<6} {:>16.0} {:>18.0} {:>8.3} {:>16.0} {:>8.2}",
+        alg.as_str(),
+        alone,
+        busy,
+        busy / alone,
+        total,
+        overlap
+    );
+    println!(
+        "RESULT parallel alg={} threads={threads} alone_per_s={alone:.0} busy_per_core_per_s={busy:.0} \
+         ratio={:.4} busy_total_per_s={total:.0} overlap={overlap:.3} disturbed={}",
+        alg.as_str(),
+        busy / alone,
+        u8::from(disturbed)
+    );
 }
