@@ -283,6 +283,26 @@ pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
     }
 }
 
+/// The database at `url` is whole: exactly one current RS256 key and, on
+/// SQLite, `PRAGMA integrity_check` says ok. `context` names the moment.
+pub async fn assert_database_whole(url: &str, context: &str) {
+    let store = warrant::storage::connect(url).await.unwrap();
+    let keys = store.list_keys(false).await.unwrap();
+    let current = keys
+        .iter()
+        .filter(|k| k.key_set == "RS256" && k.state == warrant::storage::KeyState::Current)
+        .count();
+    assert_eq!(current, 1, "{context}");
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok", "{context}");
+    }
+}
+
 /// Runs `warrant ARGS` with exactly the settings `env`.
 pub fn run_warrant(env: &[(String, String)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warrant"))

@@ -237,25 +237,8 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let store = warrant::storage::connect(&settings.database_url)
-            .await
-            .unwrap();
-        let keys = store.list_keys(false).await.unwrap();
-        let current = keys
-            .iter()
-            .filter(|k| k.key_set == "RS256" && k.state == warrant::storage::KeyState::Current)
-            .count();
-        assert_eq!(current, 1, "round {round}");
-        if settings.database_url.starts_with("sqlite:") {
-            let pool = sqlx::SqlitePool::connect(&settings.database_url)
-                .await
-                .unwrap();
-            let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            assert_eq!(check, "ok", "round {round}");
-        }
+        crate::helpers::assert_database_whole(&settings.database_url, &format!("round {round}"))
+            .await;
     }
 }
 
