@@ -16,7 +16,7 @@ use crate::crypto::{b64url, random_bytes};
 use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
 use crate::keys::{KeyManager, KeyPolicy, KeySet, RotateMode, Rotation};
 use crate::startup::{Application, connect_storage, open_storage};
-use crate::storage::KeyState;
+use crate::storage::{KeyState, Storage};
 
 /// Warrant: an OAuth 2.0 client-credentials token authority.
 ///
@@ -232,21 +232,30 @@ pub async fn serve_command(settings: Settings) -> anyhow::Result<()> {
 
 pub async fn migrate_command(settings: Settings) -> anyhow::Result<()> {
     let store = connect_storage(&settings).await?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
+    let result = store.migrate().await;
+    store.close().await;
+    result.context("cannot migrate the database")?;
     println!("The database schema is up to date.");
     Ok(())
 }
 
 pub async fn client_command(settings: Settings, command: ClientCommand) -> anyhow::Result<()> {
     let store = open_storage(&settings).await?;
+    let result = run_client_command(store.as_ref(), &settings, command).await;
+    store.close().await;
+    result
+}
+
+async fn run_client_command(
+    store: &dyn Storage,
+    settings: &Settings,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         ClientCommand::Create(args) => {
             let json = args.json;
-            let (client, secret) = new_client(&settings, args)?;
+            let (client, secret) = new_client(settings, args)?;
             store.insert_client(&client).await?;
             if json {
                 let mut value = client.to_json();
@@ -406,6 +415,16 @@ fn no_such(id: &ClientId) -> String {
 
 pub async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_storage(&settings).await?;
+    let result = run_keys_command(store.as_ref(), &settings, command).await;
+    store.close().await;
+    result
+}
+
+async fn run_keys_command(
+    store: &dyn Storage,
+    settings: &Settings,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if let KeysCommand::List { all, json } = command {
         let keys = store.list_keys(all).await?;
@@ -455,8 +474,8 @@ pub async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::R
     // must never create one (that would orphan the stored keys).
     let may_create = !store.has_any_key().await?;
     let (master_key, _) = MasterKey::load(&settings.master_key_file, may_create)?;
-    let policy = KeyPolicy::from_settings(&settings);
-    let keys = KeyManager::new(store.as_ref(), &master_key, policy);
+    let policy = KeyPolicy::from_settings(settings);
+    let keys = KeyManager::new(store, &master_key, policy);
     let now = unix_now();
     match command {
         KeysCommand::List { .. } => {}
@@ -623,7 +642,9 @@ pub async fn verify_command(
     writeln!(out, "claims: {claims}")?;
 
     let store = open_storage(&settings).await?;
-    let keys = store.list_keys(true).await?;
+    let keys = store.list_keys(true).await;
+    store.close().await;
+    let keys = keys?;
     let published: Vec<serde_json::Value> = keys
         .iter()
         .filter(|k| k.state != KeyState::Retired)

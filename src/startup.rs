@@ -43,6 +43,7 @@ pub struct Application {
     issuer: String,
     server: Server,
     registry: Arc<Registry>,
+    store: Arc<dyn Storage>,
     refresh_interval: Duration,
 }
 
@@ -75,6 +76,12 @@ impl Application {
     /// a bad database, a missing or wrong master key, an unusable address.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_storage(&settings).await?;
+        // Keys rotate and retire while we run: refuse to start on a
+        // database we could read but never change.
+        store
+            .check_writable()
+            .await
+            .context("the server needs a database it can write to")?;
         let may_create_master_key = !store.has_any_key().await?;
         let (master_key, created) =
             MasterKey::load(&settings.master_key_file, may_create_master_key)?;
@@ -89,7 +96,13 @@ impl Application {
             .bootstrap(crate::clock::unix_now())
             .await?;
         let registry = Arc::new(
-            Registry::load(store, master_key, settings.master_key_file.clone(), policy).await?,
+            Registry::load(
+                Arc::clone(&store),
+                master_key,
+                settings.master_key_file.clone(),
+                policy,
+            )
+            .await?,
         );
 
         let authenticator = ClientAuthenticator::new(
@@ -143,6 +156,7 @@ impl Application {
             issuer,
             server,
             registry,
+            store,
             refresh_interval: settings.refresh_interval(),
         })
     }
@@ -178,6 +192,7 @@ impl Application {
         let result = self.server.await;
         poller.abort();
         stopper.abort();
+        self.store.close().await;
         tracing::info!("warrant stopped");
         result
     }

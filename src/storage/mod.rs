@@ -166,6 +166,13 @@ fn fault(backend: Backend, code: Option<&str>) -> Option<Fault> {
 pub trait Storage: Send + Sync {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StorageError>;
+    /// Fails unless a write would succeed now (a read-only file, file system,
+    /// server or role fails it), changing nothing.
+    async fn check_writable(&self) -> Result<(), StorageError>;
+    /// Closes every connection. On SQLite the last one to close folds the
+    /// WAL back into the database file and removes the -wal and -shm files,
+    /// so a finished command or stopped server leaves one file behind.
+    async fn close(&self);
     /// A number that changes whenever clients or keys change.
     async fn change_marker(&self) -> Result<i64, StorageError>;
 

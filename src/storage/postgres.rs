@@ -42,6 +42,21 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        // A write that changes nothing, rolled back: it needs the same
+        // rights and locks as a real one.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE change_marker SET version = version WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn change_marker(&self) -> Result<i64, StorageError> {
         let version = sqlx::query_scalar("SELECT version FROM change_marker WHERE id = 1")
             .fetch_one(&self.pool)

@@ -69,6 +69,18 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        // A write that changes nothing, rolled back: it needs the same
+        // rights and locks as a real one.
+        let mut conn = self.pool.acquire().await?;
+        let result = check_writable(&mut conn).await;
+        close_if_failed(&mut conn, result)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn change_marker(&self) -> Result<i64, StorageError> {
         let version = sqlx::query_scalar("SELECT version FROM change_marker WHERE id = 1")
             .fetch_one(&self.pool)
@@ -228,6 +240,15 @@ fn close_if_failed<T>(
         conn.close_on_drop();
     }
     result
+}
+
+async fn check_writable(conn: &mut SqliteConnection) -> Result<(), StorageError> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("UPDATE change_marker SET version = version WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(())
 }
 
 async fn promote(

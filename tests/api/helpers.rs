@@ -304,6 +304,39 @@ pub async fn assert_database_whole(url: &str, context: &str) {
 }
 
 /// Runs `warrant ARGS` with exactly the settings `env`.
+/// Starts `warrant serve` with `env` and returns it with the port it bound.
+pub fn start_server(env: &[(String, String)]) -> (std::process::Child, u16) {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("WARRANT_LOG_LEVEL", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.contains("warrant is listening")
+                .then(|| {
+                    l.split("port=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .flatten()
+        })
+        .expect("server did not start");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, port)
+}
+
 pub fn run_warrant(env: &[(String, String)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warrant"))
         .args(args)

@@ -158,40 +158,10 @@ fn sigterm_and_sigint_stop_the_server_with_exit_code_zero() {
             rest.iter().any(|l| l.contains("warrant stopped")),
             "{rest:?}"
         );
+        // The database was closed: its WAL folded back into the one file.
+        assert!(dir.path().join("warrant.db").exists());
+        assert!(!dir.path().join("warrant.db-wal").exists(), "{signal}");
     }
-}
-
-/// Starts `warrant serve` in `dir` and returns it with the port it bound.
-#[cfg(unix)]
-fn start_server(env: &[(String, String)]) -> (std::process::Child, u16) {
-    use std::io::{BufRead as _, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warrant"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("WARRANT_LOG_LEVEL", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.contains("warrant is listening")
-                .then(|| {
-                    l.split("port=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .flatten()
-        })
-        .expect("server did not start");
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (child, port)
 }
 
 #[cfg(unix)]
@@ -215,7 +185,7 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
     let http = reqwest::Client::new();
     let mut client: Option<crate::helpers::TestClient> = None;
     for round in 0..6u64 {
-        let (mut child, port) = start_server(&env);
+        let (mut child, port) = crate::helpers::start_server(&env);
         let client = client.get_or_insert_with(|| crate::helpers::cli_create_client(&env));
         // Issue for a while (the first request may wait for the client to be
         // picked up), then kill at a moment that differs every round.
@@ -292,7 +262,7 @@ async fn sigterm_lets_an_in_flight_request_finish_before_exiting() {
     use std::io::{Read as _, Write as _};
     let dir = tempfile::tempdir().unwrap();
     let env = crate::helpers::test_env(&dir, &[]).await;
-    let (mut child, port) = start_server(&env);
+    let (mut child, port) = crate::helpers::start_server(&env);
     let client = crate::helpers::cli_create_client(&env);
     tokio::time::sleep(Duration::from_millis(300)).await; // picked up by the server
     let body = format!(
