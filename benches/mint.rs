@@ -44,21 +44,8 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
 use warrant::crypto::{Algorithm, SigningKey};
-
-/// The claims the token endpoint signs (RFC 9068 §2.2), same field order.
-#[derive(Serialize)]
-struct AccessTokenClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    jti: &'a str,
-    client_id: &'a str,
-    scope: &'a str,
-}
+use warrant::domain::AccessTokenClaims;
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 const CLIENT_ID: &str = "3WtmPZbVq0bq4bX1a9JQ2A";

@@ -230,6 +230,19 @@ pub async fn serve_command(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `work` on the database the settings name (migrated unless
+/// `auto_migrate` is off), then closes it, whatever `work` returned: SQLite
+/// then leaves one file, without -wal and -shm.
+async fn with_storage<T>(
+    settings: &Settings,
+    work: impl AsyncFnOnce(&dyn Storage) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let store = open_storage(settings).await?;
+    let result = work(store.as_ref()).await;
+    store.close().await;
+    result
+}
+
 pub async fn migrate_command(settings: Settings) -> anyhow::Result<()> {
     let store = connect_storage(&settings).await?;
     let result = store.migrate().await;
@@ -240,10 +253,10 @@ pub async fn migrate_command(settings: Settings) -> anyhow::Result<()> {
 }
 
 pub async fn client_command(settings: Settings, command: ClientCommand) -> anyhow::Result<()> {
-    let store = open_storage(&settings).await?;
-    let result = run_client_command(store.as_ref(), &settings, command).await;
-    store.close().await;
-    result
+    with_storage(&settings, async |store| {
+        run_client_command(store, &settings, command).await
+    })
+    .await
 }
 
 async fn run_client_command(
@@ -414,10 +427,10 @@ fn no_such(id: &ClientId) -> String {
 }
 
 pub async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let store = open_storage(&settings).await?;
-    let result = run_keys_command(store.as_ref(), &settings, command).await;
-    store.close().await;
-    result
+    with_storage(&settings, async |store| {
+        run_keys_command(store, &settings, command).await
+    })
+    .await
 }
 
 async fn run_keys_command(
@@ -641,10 +654,7 @@ pub async fn verify_command(
     writeln!(out, "header: {header}")?;
     writeln!(out, "claims: {claims}")?;
 
-    let store = open_storage(&settings).await?;
-    let keys = store.list_keys(true).await;
-    store.close().await;
-    let keys = keys?;
+    let keys = with_storage(&settings, async |store| Ok(store.list_keys(true).await?)).await?;
     let published: Vec<serde_json::Value> = keys
         .iter()
         .filter(|k| k.state != KeyState::Retired)

@@ -1,11 +1,14 @@
-//! Parsed, validated values. Every untrusted string becomes one of these
-//! through `parse` before anything else looks at it.
+//! Parsed, validated values, and the access token claims made of them.
+//! Every untrusted string becomes one of these through `parse` before
+//! anything else looks at it.
 
+mod access_token;
 mod audience;
 mod client;
 mod client_id;
 mod scope;
 
+pub use access_token::AccessTokenClaims;
 pub use audience::Audience;
 pub use client::{Client, GrantType};
 pub use client_id::ClientId;

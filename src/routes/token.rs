@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::credentials::AuthFailure;
 use crate::crypto::{CryptoError, SigningKey, b64url, random_bytes};
-use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use crate::domain::{AccessTokenClaims, Audience, Client, ClientId, GrantType, ScopeSet};
 use crate::limits::Limit;
 use crate::startup::AppState;
 
@@ -163,19 +163,6 @@ impl ResponseError for TokenError {
 struct ErrorBody {
     error: &'static str,
     error_description: Cow<'static, str>,
-}
-
-/// RFC 9068 §2.2 claims.
-#[derive(Serialize)]
-struct AccessTokenClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    jti: &'a str,
-    client_id: &'a str,
-    scope: &'a str,
 }
 
 fn no_store(response: &mut actix_web::HttpResponseBuilder) {
