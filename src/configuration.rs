@@ -22,8 +22,8 @@ pub struct Settings {
     pub listen: String,
     /// The `iss` of every token; empty means `http://<listen>`.
     pub issuer: String,
-    /// `sqlite:PATH` (created on first start).
-    pub database_url: String,
+    /// `sqlite:PATH` (created on first start) or `postgres://…`.
+    pub database_url: DatabaseUrl,
     /// Where the master key lives; created (mode 0600) on first start.
     pub master_key_file: PathBuf,
     /// error, warn, info, debug or trace.
@@ -74,17 +74,26 @@ pub struct AuthSettings {
     pub argon2_concurrency: usize,
     /// How long a request may wait for an argon2 slot before a 503.
     pub argon2_queue_timeout_ms: u64,
-    /// How long a verified secret is remembered (its client unchanged).
+    /// How long an unused verified secret is remembered (its client
+    /// unchanged); each use renews it.
     pub credential_cache_secs: u64,
+    /// How long a verified secret is remembered at most, used or not.
+    pub credential_cache_max_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
-    /// Failed authentications a minute for one client_id before requests
-    /// needing an argon2 verify get 429; 0 disables.
+    /// Failed authentications a minute for one client_id from one source
+    /// address (IPv6: per /64) before its requests needing an argon2 verify
+    /// get 429; 0 disables.
     pub failed_auth_per_client_per_minute: u32,
-    /// The same per source address (IPv6: per /64); 0 disables.
+    /// The same for one client_id from all addresses together: far larger,
+    /// so that guessing from elsewhere does not hold back a client on its
+    /// own network; 0 disables.
+    pub failed_auth_per_client_everywhere_per_minute: u32,
+    /// The same per source address (IPv6: per /64), whatever the client_id;
+    /// 0 disables.
     pub failed_auth_per_address_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` names the source address, as a comma-
     /// separated list of addresses and networks (e.g. "10.0.0.0/8"). Empty:
@@ -96,6 +105,7 @@ impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             failed_auth_per_client_per_minute: 20,
+            failed_auth_per_client_everywhere_per_minute: 600,
             failed_auth_per_address_per_minute: 100,
             trusted_proxies: String::new(),
         }
@@ -123,12 +133,43 @@ pub enum LogFormat {
     Json,
 }
 
+/// A database URL. A PostgreSQL one carries a password, so `Debug` and
+/// `Display` print it redacted; [`expose_secret`](Self::expose_secret) is
+/// for opening the database only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::storage::redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
             issuer: String::new(),
-            database_url: "sqlite:warrant.db".into(),
+            database_url: DatabaseUrl::from("sqlite:warrant.db"),
             master_key_file: PathBuf::from("keys/master.key"),
             log_level: "info".into(),
             log_format: LogFormat::Text,
@@ -175,6 +216,7 @@ impl Default for AuthSettings {
             argon2_concurrency: 0,
             argon2_queue_timeout_ms: 2000,
             credential_cache_secs: 600,
+            credential_cache_max_secs: 3600,
         }
     }
 }
@@ -267,7 +309,7 @@ impl Settings {
                 ));
             }
         }
-        if crate::storage::Backend::of(&self.database_url).is_none() {
+        if crate::storage::Backend::of(self.database_url.expose_secret()).is_none() {
             return Err(config_error(
                 "database_url (WARRANT_DATABASE_URL)",
                 "must be sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE",
@@ -415,7 +457,13 @@ mod tests {
     fn defaults_listen_on_loopback_8080_with_sqlite() {
         let loaded = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(loaded.settings.listen, "127.0.0.1:8080");
-        assert!(loaded.settings.database_url.starts_with("sqlite:"));
+        assert!(
+            loaded
+                .settings
+                .database_url
+                .expose_secret()
+                .starts_with("sqlite:")
+        );
         assert_eq!(
             loaded
                 .settings
@@ -475,6 +523,27 @@ mod tests {
         assert_eq!(
             loaded.warnings,
             vec!["ignoring unknown environment variable WARRANT_LISTN"]
+        );
+    }
+
+    #[test]
+    fn a_database_password_never_prints() {
+        let env = [(
+            "WARRANT_DATABASE_URL".to_owned(),
+            "postgres://warrant:s3cret@db:5432/warrant".to_owned(),
+        )];
+        let settings = Settings::load_from(None, env).unwrap().settings;
+        for printed in [
+            format!("{settings:?}"),
+            format!("{:?}", settings.database_url),
+            settings.database_url.to_string(),
+        ] {
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(printed.contains("warrant:***@db:5432"), "{printed}");
+        }
+        assert_eq!(
+            settings.database_url.expose_secret(),
+            "postgres://warrant:s3cret@db:5432/warrant"
         );
     }
 }

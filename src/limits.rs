@@ -1,11 +1,14 @@
 //! Token buckets against guessing and against greedy clients.
 //!
-//! Failed client authentications are counted per client_id and per source
-//! address; when either bucket is empty, further requests that would need an
-//! argon2 verify are refused with 429 before any hashing. A client whose
-//! secret is remembered (see `credentials`) is never held back by failures
-//! others cause with its id. Issuance quotas cap tokens per client per minute.
-//! Buckets live in memory: each replica counts for itself.
+//! Failed client authentications are counted per client_id *and source
+//! network* (an IPv4 address, an IPv6 /64), per source network, and per
+//! client_id from everywhere with a far larger budget. When a bucket is
+//! empty, further requests that would need an argon2 verify are refused with
+//! 429 before any hashing. So guessing is slow from anywhere, one attacker
+//! address cannot hold back a client that authenticates from its own network,
+//! and a client whose secret is remembered (see `credentials`) is never held
+//! back at all. Issuance quotas cap tokens per client per minute. Buckets live
+//! in memory: each replica counts for itself.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -93,58 +96,74 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
 /// Which limit refused a request, for the answer and the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
+    /// Failures for one client_id from one source network.
     FailuresPerClient,
+    /// Failures for one client_id from all sources together.
+    FailuresPerClientEverywhere,
     FailuresPerAddress,
     Quota,
 }
 
-impl Limit {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FailuresPerClient => "failures_per_client",
-            Self::FailuresPerAddress => "failures_per_address",
-            Self::Quota => "quota",
-        }
-    }
-}
+crate::metrics::labels!(Limit {
+    FailuresPerClient => "failures_per_client",
+    FailuresPerClientEverywhere => "failures_per_client_everywhere",
+    FailuresPerAddress => "failures_per_address",
+    Quota => "quota",
+});
 
+/// The failure budgets, each a number of failures a minute; 0 disables one.
 pub struct AuthFailureLimits {
     per_client_per_minute: u32,
+    per_client_everywhere_per_minute: u32,
     per_address_per_minute: u32,
-    per_client: Buckets<ClientId>,
+    per_client: Buckets<(ClientId, Option<IpAddr>)>,
+    per_client_everywhere: Buckets<ClientId>,
     per_address: Buckets<IpAddr>,
 }
 
 impl AuthFailureLimits {
-    /// 0 disables a limit.
-    pub fn new(per_client_per_minute: u32, per_address_per_minute: u32) -> Self {
+    pub fn new(
+        per_client_per_minute: u32,
+        per_client_everywhere_per_minute: u32,
+        per_address_per_minute: u32,
+    ) -> Self {
         Self {
             per_client_per_minute,
+            per_client_everywhere_per_minute,
             per_address_per_minute,
             per_client: Buckets::default(),
+            per_client_everywhere: Buckets::default(),
             per_address: Buckets::default(),
         }
     }
 
-    /// Refuses (with the wait) when `id` or `address` has used up its
-    /// failures.
+    /// Refuses (with the wait) when `id` from `address`, `address`, or `id`
+    /// from everywhere has used up its failures.
     pub fn check(&self, id: &ClientId, address: Option<IpAddr>) -> Result<(), (Limit, Duration)> {
-        if let Some(wait) = self.per_client.wait_time(id, self.per_client_per_minute) {
+        let network = address.map(address_bucket);
+        let pair = (id.clone(), network);
+        if let Some(wait) = self.per_client.wait_time(&pair, self.per_client_per_minute) {
             return Err((Limit::FailuresPerClient, wait));
         }
         let per_address = self.per_address_per_minute;
-        let bucket = address.map(address_bucket);
-        if let Some(wait) = bucket.and_then(|a| self.per_address.wait_time(&a, per_address)) {
+        if let Some(wait) = network.and_then(|a| self.per_address.wait_time(&a, per_address)) {
             return Err((Limit::FailuresPerAddress, wait));
+        }
+        let everywhere = self.per_client_everywhere_per_minute;
+        if let Some(wait) = self.per_client_everywhere.wait_time(id, everywhere) {
+            return Err((Limit::FailuresPerClientEverywhere, wait));
         }
         Ok(())
     }
 
     pub fn record_failure(&self, id: &ClientId, address: Option<IpAddr>) {
-        self.per_client.take(id, self.per_client_per_minute);
-        if let Some(address) = address {
-            let bucket = address_bucket(address);
-            self.per_address.take(&bucket, self.per_address_per_minute);
+        let network = address.map(address_bucket);
+        self.per_client
+            .take(&(id.clone(), network), self.per_client_per_minute);
+        self.per_client_everywhere
+            .take(id, self.per_client_everywhere_per_minute);
+        if let Some(network) = network {
+            self.per_address.take(&network, self.per_address_per_minute);
         }
     }
 }
@@ -190,16 +209,17 @@ mod tests {
 
     #[test]
     fn failures_are_limited_per_client_and_per_address() {
-        let limits = AuthFailureLimits::new(2, 3);
+        let limits = AuthFailureLimits::new(2, 0, 3);
         let (a, b) = (ClientId::parse("a").unwrap(), ClientId::parse("b").unwrap());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         limits.record_failure(&a, Some(ip));
         limits.record_failure(&a, Some(ip));
+        // Per client_id from that address (the address bucket holds 3).
         assert_eq!(
-            limits.check(&a, None).unwrap_err().0,
+            limits.check(&a, Some(ip)).unwrap_err().0,
             Limit::FailuresPerClient
         );
-        assert!(limits.check(&b, None).is_ok());
+        assert!(limits.check(&b, Some(ip)).is_ok());
         limits.record_failure(&b, Some(ip));
         assert_eq!(
             limits.check(&b, Some(ip)).unwrap_err().0,
@@ -210,7 +230,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_host_cannot_escape_by_changing_its_interface_id() {
-        let limits = AuthFailureLimits::new(0, 2);
+        let limits = AuthFailureLimits::new(0, 0, 2);
         let id = ClientId::parse("a").unwrap();
         limits.record_failure(&id, Some("2001:db8:1:2::1".parse().unwrap()));
         limits.record_failure(&id, Some("2001:db8:1:2:ffff::9".parse().unwrap()));
@@ -223,6 +243,33 @@ mod tests {
             limits
                 .check(&id, Some("2001:db8:1:3::1".parse().unwrap()))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn failures_from_elsewhere_do_not_hold_back_a_client_on_its_own_network() {
+        let limits = AuthFailureLimits::new(3, 10, 0);
+        let id = ClientId::parse("victim").unwrap();
+        let (attacker, owner): (IpAddr, IpAddr) = (
+            "198.51.100.9".parse().unwrap(),
+            "192.0.2.1".parse().unwrap(),
+        );
+        for _ in 0..3 {
+            limits.record_failure(&id, Some(attacker));
+        }
+        assert_eq!(
+            limits.check(&id, Some(attacker)).unwrap_err().0,
+            Limit::FailuresPerClient
+        );
+        assert!(limits.check(&id, Some(owner)).is_ok());
+        // Many networks together spend the client's far larger budget.
+        for i in 0..7 {
+            let elsewhere = IpAddr::from([203, 0, 113, i]);
+            limits.record_failure(&id, Some(elsewhere));
+        }
+        assert_eq!(
+            limits.check(&id, Some(owner)).unwrap_err().0,
+            Limit::FailuresPerClientEverywhere
         );
     }
 }

@@ -1,9 +1,14 @@
-//! Counters for `GET /metrics` (Prometheus text format 0.0.4). Updating one
-//! is an atomic add; the per-client counter takes a read lock except the
-//! first time a client is seen.
+//! Counters for `GET /metrics`, and the one writer of the Prometheus text
+//! format (0.0.4). Updating a counter is an atomic add; the per-client
+//! counter takes a read lock except the first time a client is seen.
+//!
+//! Every label set is an enum declared with [`labels!`], which derives the
+//! list of its values from the same lines as their names: a new variant is
+//! counted and exported without anyone having to remember it.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -12,34 +17,105 @@ use crate::crypto::Algorithm;
 use crate::domain::ClientId;
 use crate::limits::Limit;
 
-/// Outcomes of token requests: "issued" or an OAuth error code.
-const OUTCOMES: [&str; 10] = [
-    "issued",
-    "invalid_request",
-    "invalid_client",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_target",
-    "temporarily_unavailable",
-    "rate_limited",
-    "server_error",
-];
+/// A field-less enum whose values are metric labels.
+pub trait Label: Copy + PartialEq + 'static {
+    /// Every value, in the order they are exported.
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
 
-const AUTH_FAILURES: [&str; 4] = ["unknown_client", "wrong_secret", "disabled", "busy"];
+/// `labels!(Enum { Variant => "label", … })`: `as_str` and [`Label`] for a
+/// field-less enum. `as_str` is an exhaustive match, so a variant missing
+/// from the list does not compile, and `ALL` is made from the same list.
+macro_rules! labels {
+    ($name:ident { $($variant:ident => $label:literal),+ $(,)? }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)+
+                }
+            }
+        }
 
-const LIMITS: [Limit; 3] = [
-    Limit::FailuresPerClient,
-    Limit::FailuresPerAddress,
-    Limit::Quota,
-];
+        impl $crate::metrics::Label for $name {
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+        }
+    };
+}
+pub(crate) use labels;
 
-const ALGORITHMS: [Algorithm; 4] = [
-    Algorithm::RS256,
-    Algorithm::ES256,
-    Algorithm::EdDSA,
-    Algorithm::HS256,
-];
+/// One counter per value of a label.
+pub struct Counters<L: Label> {
+    counts: Box<[AtomicU64]>,
+    label: PhantomData<L>,
+}
+
+impl<L: Label> Default for Counters<L> {
+    fn default() -> Self {
+        Self {
+            counts: L::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            label: PhantomData,
+        }
+    }
+}
+
+impl<L: Label> Counters<L> {
+    pub fn add(&self, label: L) {
+        if let Some(count) = L::ALL
+            .iter()
+            .position(|l| *l == label)
+            .and_then(|i| self.counts.get(i))
+        {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, label: L) -> u64 {
+        L::ALL
+            .iter()
+            .position(|l| *l == label)
+            .and_then(|i| self.counts.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn write(&self, out: &mut Exposition, name: &str, key: &str) {
+        for label in L::ALL {
+            out.sample(name, &[(key, label.as_str())], self.get(*label));
+        }
+    }
+}
+
+/// How a token request ended: issued, or the OAuth error it got (429s apart
+/// from other `temporarily_unavailable` answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Issued,
+    InvalidRequest,
+    InvalidClient,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    TemporarilyUnavailable,
+    RateLimited,
+    ServerError,
+}
+
+labels!(Outcome {
+    Issued => "issued",
+    InvalidRequest => "invalid_request",
+    InvalidClient => "invalid_client",
+    UnauthorizedClient => "unauthorized_client",
+    UnsupportedGrantType => "unsupported_grant_type",
+    InvalidScope => "invalid_scope",
+    InvalidTarget => "invalid_target",
+    TemporarilyUnavailable => "temporarily_unavailable",
+    RateLimited => "rate_limited",
+    ServerError => "server_error",
+});
 
 /// Upper bounds of the signing-latency buckets, in microseconds.
 const SIGNING_BUCKETS_US: [u64; 10] = [10, 25, 50, 100, 200, 300, 500, 1000, 2500, 10_000];
@@ -51,199 +127,228 @@ struct Histogram {
     sum_ns: AtomicU64,
 }
 
-#[derive(Default)]
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if let Some(b) = SIGNING_BUCKETS_US.iter().position(|&le| us <= le) {
+            self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+/// What the token endpoint counts.
 pub struct Metrics {
-    outcomes: [AtomicU64; OUTCOMES.len()],
-    auth_failures: [AtomicU64; AUTH_FAILURES.len()],
-    rate_limited: [AtomicU64; LIMITS.len()],
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
-    signing: [Histogram; ALGORITHMS.len()],
+    pub outcomes: Counters<Outcome>,
+    pub auth_failures: Counters<crate::credentials::FailureReason>,
+    pub rate_limited: Counters<Limit>,
+    /// One per [`Algorithm::ALL`].
+    signing: Box<[Histogram]>,
     issued: RwLock<HashMap<(ClientId, Algorithm), Arc<AtomicU64>>>,
 }
 
-fn index_of<T: PartialEq>(all: &[T], item: &T) -> Option<usize> {
-    all.iter().position(|x| x == item)
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            outcomes: Counters::default(),
+            auth_failures: Counters::default(),
+            rate_limited: Counters::default(),
+            signing: Algorithm::ALL
+                .iter()
+                .map(|_| Histogram::default())
+                .collect(),
+            issued: RwLock::default(),
+        }
+    }
 }
 
 impl Metrics {
-    pub fn outcome(&self, outcome: &str) {
-        if let Some(i) = index_of(&OUTCOMES, &outcome) {
-            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn auth_failure(&self, reason: &str) {
-        if let Some(i) = index_of(&AUTH_FAILURES, &reason) {
-            self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn rate_limited(&self, limit: Limit) {
-        if let Some(i) = index_of(&LIMITS, &limit) {
-            self.rate_limited[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn credential_cache(&self, hit: bool) {
-        let counter = if hit {
-            &self.cache_hits
-        } else {
-            &self.cache_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
     pub fn issued(&self, client: &ClientId, alg: Algorithm, signing: Duration) {
-        if let Some(i) = index_of(&ALGORITHMS, &alg) {
-            let histogram = &self.signing[i];
-            let us = u64::try_from(signing.as_micros()).unwrap_or(u64::MAX);
-            if let Some(b) = SIGNING_BUCKETS_US.iter().position(|&le| us <= le) {
-                histogram.buckets[b].fetch_add(1, Ordering::Relaxed);
-            }
-            histogram.count.fetch_add(1, Ordering::Relaxed);
-            let ns = u64::try_from(signing.as_nanos()).unwrap_or(u64::MAX);
-            histogram.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        if let Some(histogram) = Algorithm::ALL
+            .iter()
+            .position(|a| *a == alg)
+            .and_then(|i| self.signing.get(i))
+        {
+            histogram.observe(signing);
         }
-        let key = (client.clone(), alg);
         let counter = self
             .issued
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(&(client.clone(), alg))
             .cloned();
         let counter = counter.unwrap_or_else(|| {
             let mut issued = self.issued.write().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(issued.entry(key).or_default())
+            Arc::clone(issued.entry((client.clone(), alg)).or_default())
         });
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The counters in Prometheus text format; `extra` is appended (gauges
-    /// computed at scrape time by the caller).
-    pub fn render(&self, extra: &str) -> String {
-        let mut out = String::with_capacity(4096);
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    /// Writes every counter.
+    pub fn write(&self, out: &mut Exposition) {
+        out.family(
+            "warrant_token_requests_total",
+            "Token requests by outcome (issued or the OAuth error).",
+            Kind::Counter,
+        );
+        self.outcomes
+            .write(out, "warrant_token_requests_total", "outcome");
 
-        out.push_str("# HELP warrant_token_requests_total Token requests by outcome (issued or the OAuth error).\n");
-        out.push_str("# TYPE warrant_token_requests_total counter\n");
-        for (name, c) in OUTCOMES.iter().zip(&self.outcomes) {
-            let _ = writeln!(
-                out,
-                "warrant_token_requests_total{{outcome=\"{name}\"}} {}",
-                load(c)
-            );
-        }
-        out.push_str("# HELP warrant_tokens_issued_total Tokens issued by client and algorithm.\n");
-        out.push_str("# TYPE warrant_tokens_issued_total counter\n");
+        out.family(
+            "warrant_tokens_issued_total",
+            "Tokens issued by client and algorithm.",
+            Kind::Counter,
+        );
         let issued = self.issued.read().unwrap_or_else(PoisonError::into_inner);
         let mut rows: Vec<_> = issued.iter().collect();
         rows.sort_by(|a, b| a.0.cmp(b.0));
         for ((client, alg), c) in rows {
-            let _ = writeln!(
-                out,
-                "warrant_tokens_issued_total{{client_id=\"{}\",alg=\"{alg}\"}} {}",
-                escape(client.as_str()),
-                load(c)
+            out.sample(
+                "warrant_tokens_issued_total",
+                &[("client_id", client.as_str()), ("alg", alg.as_str())],
+                c.load(Ordering::Relaxed),
             );
         }
         drop(issued);
-        out.push_str(
-            "# HELP warrant_auth_failures_total Failed client authentications by reason.\n",
+
+        out.family(
+            "warrant_auth_failures_total",
+            "Failed client authentications by reason.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE warrant_auth_failures_total counter\n");
-        for (name, c) in AUTH_FAILURES.iter().zip(&self.auth_failures) {
-            let _ = writeln!(
-                out,
-                "warrant_auth_failures_total{{reason=\"{name}\"}} {}",
-                load(c)
-            );
-        }
-        out.push_str(
-            "# HELP warrant_rate_limited_total Requests refused by a rate limit or quota.\n",
+        self.auth_failures
+            .write(out, "warrant_auth_failures_total", "reason");
+        out.family(
+            "warrant_rate_limited_total",
+            "Requests refused by a rate limit or quota.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE warrant_rate_limited_total counter\n");
-        for (limit, c) in LIMITS.iter().zip(&self.rate_limited) {
-            let _ = writeln!(
-                out,
-                "warrant_rate_limited_total{{limit=\"{}\"}} {}",
-                limit.as_str(),
-                load(c)
-            );
-        }
-        out.push_str("# HELP warrant_credential_cache_total Secret checks answered from the verified-credential cache (hit) or needing argon2 (miss).\n");
-        out.push_str("# TYPE warrant_credential_cache_total counter\n");
-        let _ = writeln!(
-            out,
-            "warrant_credential_cache_total{{result=\"hit\"}} {}",
-            load(&self.cache_hits)
+        self.rate_limited
+            .write(out, "warrant_rate_limited_total", "limit");
+
+        out.family(
+            "warrant_signing_seconds",
+            "Time to serialize and sign one token.",
+            Kind::Histogram,
         );
-        let _ = writeln!(
-            out,
-            "warrant_credential_cache_total{{result=\"miss\"}} {}",
-            load(&self.cache_misses)
-        );
-        out.push_str("# HELP warrant_signing_seconds Time to serialize and sign one token.\n");
-        out.push_str("# TYPE warrant_signing_seconds histogram\n");
-        for (alg, h) in ALGORITHMS.iter().zip(&self.signing) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        for (alg, h) in Algorithm::ALL.iter().zip(self.signing.iter()) {
+            let alg = alg.as_str();
             let mut cumulative = 0;
             for (le, b) in SIGNING_BUCKETS_US.iter().zip(&h.buckets) {
                 cumulative += load(b);
-                let _ = writeln!(
-                    out,
-                    "warrant_signing_seconds_bucket{{alg=\"{alg}\",le=\"{}\"}} {cumulative}",
-                    *le as f64 / 1e6
+                let le = (*le as f64 / 1e6).to_string();
+                out.sample(
+                    "warrant_signing_seconds_bucket",
+                    &[("alg", alg), ("le", &le)],
+                    cumulative,
                 );
             }
             let count = load(&h.count);
-            let _ = writeln!(
-                out,
-                "warrant_signing_seconds_bucket{{alg=\"{alg}\",le=\"+Inf\"}} {count}"
+            out.sample(
+                "warrant_signing_seconds_bucket",
+                &[("alg", alg), ("le", "+Inf")],
+                count,
             );
-            let _ = writeln!(
-                out,
-                "warrant_signing_seconds_sum{{alg=\"{alg}\"}} {}",
-                load(&h.sum_ns) as f64 / 1e9
+            out.sample(
+                "warrant_signing_seconds_sum",
+                &[("alg", alg)],
+                load(&h.sum_ns) as f64 / 1e9,
             );
-            let _ = writeln!(
-                out,
-                "warrant_signing_seconds_count{{alg=\"{alg}\"}} {count}"
-            );
+            out.sample("warrant_signing_seconds_count", &[("alg", alg)], count);
         }
-        out.push_str(extra);
-        out
     }
 }
 
-/// Escapes a Prometheus label value.
-pub fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A metric family's type.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// The Prometheus text format, written once for every metric we export.
+#[derive(Default)]
+pub struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    /// The `# HELP` and `# TYPE` lines that open a family.
+    pub fn family(&mut self, name: &str, help: &str, kind: Kind) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    /// One sample; label values are escaped.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{key}=\"");
+                escape_into(&mut self.out, value);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A family with a single unlabelled sample.
+    pub fn single(&mut self, name: &str, help: &str, kind: Kind, value: impl Display) {
+        self.family(name, help, kind);
+        self.sample(name, &[], value);
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::FailureReason;
 
     #[test]
     fn counters_render_in_prometheus_text_format() {
         let metrics = Metrics::default();
-        metrics.outcome("issued");
-        metrics.outcome("invalid_client");
-        metrics.auth_failure("wrong_secret");
-        metrics.rate_limited(Limit::Quota);
-        metrics.credential_cache(true);
+        metrics.outcomes.add(Outcome::Issued);
+        metrics.outcomes.add(Outcome::InvalidClient);
+        metrics.auth_failures.add(FailureReason::WrongSecret);
+        metrics.rate_limited.add(Limit::Quota);
         let id = ClientId::parse("c\"1").unwrap();
         metrics.issued(&id, Algorithm::RS256, Duration::from_micros(220));
-        let text = metrics.render("");
+        let mut out = Exposition::default();
+        metrics.write(&mut out);
+        let text = out.finish();
         for line in [
             "warrant_token_requests_total{outcome=\"issued\"} 1",
             "warrant_token_requests_total{outcome=\"invalid_client\"} 1",
             "warrant_auth_failures_total{reason=\"wrong_secret\"} 1",
             "warrant_rate_limited_total{limit=\"quota\"} 1",
-            "warrant_credential_cache_total{result=\"hit\"} 1",
             "warrant_tokens_issued_total{client_id=\"c\\\"1\",alg=\"RS256\"} 1",
             "warrant_signing_seconds_bucket{alg=\"RS256\",le=\"0.0002\"} 0",
             "warrant_signing_seconds_bucket{alg=\"RS256\",le=\"0.0003\"} 1",
@@ -251,5 +356,35 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
+    }
+
+    #[test]
+    fn every_label_value_is_exported_once() {
+        fn check<L: Label>() {
+            let counters = Counters::<L>::default();
+            for label in L::ALL {
+                counters.add(*label);
+            }
+            let mut out = Exposition::default();
+            counters.write(&mut out, "m", "k");
+            let text = out.finish();
+            assert_eq!(text.lines().count(), L::ALL.len());
+            for label in L::ALL {
+                assert_eq!(counters.get(*label), 1);
+                let line = format!("m{{k=\"{}\"}} 1", label.as_str());
+                assert_eq!(text.lines().filter(|l| *l == line).count(), 1);
+            }
+        }
+        check::<Outcome>();
+        check::<FailureReason>();
+        check::<Limit>();
+        check::<Algorithm>();
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = Exposition::default();
+        out.sample("m", &[("k", "a\\b\"c\nd")], 1);
+        assert_eq!(out.finish(), "m{k=\"a\\\\b\\\"c\\nd\"} 1\n");
     }
 }

@@ -5,38 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
 
 use crate::configuration::Settings;
-use crate::credentials::ClientAuthenticator;
 use crate::crypto::MasterKey;
-use crate::domain::ClientId;
-use crate::forwarded::TrustedProxies;
 use crate::keys::{KeyManager, KeyPolicy};
-use crate::limits::{AuthFailureLimits, Buckets};
-use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::routes;
+use crate::routes::{self, AppState};
 use crate::storage::{self, Storage};
-
-/// What every handler shares. Built once; cloned as an `Arc`.
-pub struct AppState {
-    pub registry: Arc<Registry>,
-    pub authenticator: ClientAuthenticator,
-    pub issuer: String,
-    pub metadata: Bytes,
-    pub public_cache_control: String,
-    pub max_body_bytes: usize,
-    /// See `Settings::outage_grace_secs`.
-    pub outage_grace_secs: i64,
-    pub failure_limits: AuthFailureLimits,
-    /// Whose `X-Forwarded-For` names the address the failure limits count.
-    pub trusted_proxies: TrustedProxies,
-    pub quotas: Buckets<ClientId>,
-    pub metrics: Metrics,
-}
 
 pub struct Application {
     port: u16,
@@ -49,14 +27,9 @@ pub struct Application {
 
 /// Opens the database the settings name, without migrating it.
 pub async fn connect_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
-    storage::connect(&settings.database_url)
+    storage::connect(settings.database_url.expose_secret())
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                storage::redact_url(&settings.database_url)
-            )
-        })
+        .with_context(|| format!("cannot open the database {}", settings.database_url))
 }
 
 /// [`connect_storage`], then, unless `auto_migrate` is off, the migrations.
@@ -105,36 +78,16 @@ impl Application {
             .await?,
         );
 
-        let authenticator = ClientAuthenticator::new(
-            settings.auth.concurrency(),
-            Duration::from_millis(settings.auth.argon2_queue_timeout_ms),
-            Duration::from_secs(settings.auth.credential_cache_secs),
-        )?;
-
         let address = settings.listen_addr()?;
         let listener =
             TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
         let bound = listener.local_addr()?;
         let issuer = settings.issuer_for(bound);
-        let metadata = serde_json::to_vec(&routes::metadata_document(&issuer))?;
-
-        let state = web::Data::new(AppState {
-            registry: Arc::clone(&registry),
-            authenticator,
-            issuer: issuer.clone(),
-            metadata: Bytes::from(metadata),
-            public_cache_control: format!("public, max-age={}", settings.jwks_max_age_secs),
-            max_body_bytes: settings.token.max_body_bytes,
-            outage_grace_secs: i64::try_from(settings.outage_grace_secs).unwrap_or(i64::MAX),
-            failure_limits: AuthFailureLimits::new(
-                settings.limits.failed_auth_per_client_per_minute,
-                settings.limits.failed_auth_per_address_per_minute,
-            ),
-            trusted_proxies: TrustedProxies::parse(&settings.limits.trusted_proxies)
-                .map_err(anyhow::Error::msg)?,
-            quotas: Buckets::default(),
-            metrics: Metrics::default(),
-        });
+        let state = web::Data::new(AppState::new(
+            &settings,
+            Arc::clone(&registry),
+            issuer.clone(),
+        )?);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

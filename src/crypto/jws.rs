@@ -26,15 +26,6 @@ pub enum Algorithm {
 impl Algorithm {
     pub const ASYMMETRIC: [Algorithm; 3] = [Self::RS256, Self::ES256, Self::EdDSA];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::ES256 => "ES256",
-            Self::EdDSA => "EdDSA",
-            Self::HS256 => "HS256",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "RS256" => Some(Self::RS256),
@@ -51,6 +42,13 @@ impl Algorithm {
         self == Self::HS256
     }
 }
+
+crate::metrics::labels!(Algorithm {
+    RS256 => "RS256",
+    ES256 => "ES256",
+    EdDSA => "EdDSA",
+    HS256 => "HS256",
+});
 
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

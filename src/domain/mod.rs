@@ -6,12 +6,14 @@ mod access_token;
 mod audience;
 mod client;
 mod client_id;
+mod grant;
 mod scope;
 
 pub use access_token::AccessTokenClaims;
 pub use audience::Audience;
 pub use client::{Client, GrantType};
 pub use client_id::ClientId;
+pub use grant::{Grant, GrantError};
 pub use scope::{Scope, ScopeSet};
 
 /// Why a value was refused; the text is safe to show to the sender.

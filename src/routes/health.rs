@@ -1,7 +1,7 @@
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpResponse, web};
 
-use crate::startup::AppState;
+use super::AppState;
 
 /// The process is up and answering.
 pub async fn healthz() -> HttpResponse {

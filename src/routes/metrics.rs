@@ -1,73 +1,86 @@
 //! `GET /metrics`: the counters plus gauges read from the registry.
 
-use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 
-use crate::metrics::escape;
-use crate::startup::AppState;
+use super::AppState;
+use crate::metrics::{Exposition, Kind};
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let registry = &state.registry;
     let now = crate::clock::unix_now();
-    let mut gauges = String::with_capacity(2048);
-    let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
-        let _ = write!(
-            gauges,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+    let mut out = Exposition::default();
+    state.metrics.write(&mut out);
+
+    let auth = state.authenticator.counters();
+    out.family(
+        "warrant_credential_cache_total",
+        "Secret checks answered from the verified-credential cache (hit) or needing argon2 (miss).",
+        Kind::Counter,
+    );
+    for (result, counter) in [("hit", &auth.cache_hits), ("miss", &auth.cache_misses)] {
+        out.sample(
+            "warrant_credential_cache_total",
+            &[("result", result)],
+            counter.load(Ordering::Relaxed),
         );
-    };
-    gauge(
+    }
+    out.single(
         "warrant_ready",
         "1 when /readyz answers 200.",
-        "gauge",
-        u8::from(registry.is_ready()).to_string(),
+        Kind::Gauge,
+        u8::from(registry.is_ready()),
     );
-    gauge(
+    out.single(
         "warrant_database_reachable",
         "1 when the last poll reached the database.",
-        "gauge",
-        u8::from(registry.database_reachable()).to_string(),
+        Kind::Gauge,
+        u8::from(registry.database_reachable()),
     );
-    gauge(
+    out.single(
         "warrant_database_seconds_since_reached",
         "Seconds since a poll last reached the database.",
-        "gauge",
-        registry.seconds_since_database(now).to_string(),
+        Kind::Gauge,
+        registry.seconds_since_database(now),
     );
-    gauge(
+    out.single(
         "warrant_database_errors_total",
         "Polls that failed to reach the database.",
-        "counter",
-        registry.database_errors().to_string(),
+        Kind::Counter,
+        registry.database_errors(),
     );
-    gauge(
+    out.single(
         "warrant_key_maintenance_failures_total",
         "Polls whose due key transitions failed (e.g. disk full, database locked).",
-        "counter",
-        registry.maintenance_failures().to_string(),
+        Kind::Counter,
+        registry.maintenance_failures(),
     );
-    gauge(
+    out.single(
         "warrant_argon2_verifications_total",
         "argon2 secret verifications run.",
-        "counter",
-        state.authenticator.verifications().to_string(),
+        Kind::Counter,
+        auth.verifications.load(Ordering::Relaxed),
     );
-    gauges.push_str("# HELP warrant_key_age_seconds Seconds since each published or signing key was published.\n");
-    gauges.push_str("# TYPE warrant_key_age_seconds gauge\n");
+    out.family(
+        "warrant_key_age_seconds",
+        "Seconds since each published or signing key was published.",
+        Kind::Gauge,
+    );
     for key in registry.snapshot().key_records() {
-        let _ = writeln!(
-            gauges,
-            "warrant_key_age_seconds{{kid=\"{}\",key_set=\"{}\",state=\"{}\"}} {}",
-            escape(&key.kid),
-            escape(&key.key_set),
-            key.state.as_str(),
-            now.saturating_sub(key.published_at)
+        out.sample(
+            "warrant_key_age_seconds",
+            &[
+                ("kid", &key.kid),
+                ("key_set", &key.key_set),
+                ("state", key.state.as_str()),
+            ],
+            now.saturating_sub(key.published_at),
         );
     }
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
         .insert_header((CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render(&gauges))
+        .body(out.finish())
 }

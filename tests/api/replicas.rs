@@ -202,7 +202,7 @@ async fn replicas_started_together_on_an_empty_database_agree_on_one_key() {
     };
     assert!(signer(&a).is_some());
     assert_eq!(signer(&a), signer(&b));
-    let keys = warrant::storage::connect(&settings.database_url)
+    let keys = warrant::storage::connect(settings.database_url.expose_secret())
         .await
         .unwrap()
         .list_keys(true)

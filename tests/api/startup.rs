@@ -207,8 +207,11 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        crate::helpers::assert_database_whole(&settings.database_url, &format!("round {round}"))
-            .await;
+        crate::helpers::assert_database_whole(
+            settings.database_url.expose_secret(),
+            &format!("round {round}"),
+        )
+        .await;
     }
 }
 
