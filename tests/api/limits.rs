@@ -208,3 +208,49 @@ async fn metrics_count_what_happened() {
             .any(|l| l.starts_with("warrant_argon2_verifications_total "))
     );
 }
+
+/// A token request with Basic credentials from `forwarded_for` (the test is
+/// the trusted proxy).
+async fn token_via(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    secret: &str,
+    forwarded_for: &str,
+) -> u16 {
+    let request = app
+        .token_request(reqwest::Method::POST)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Authorization", basic(id, secret))
+        .header("X-Forwarded-For", forwarded_for)
+        .body(GRANT);
+    let response = app
+        .send(reqwest::Method::POST, "/oauth/token", request)
+        .await;
+    response.status.as_u16()
+}
+
+#[tokio::test]
+async fn a_cold_cache_client_keeps_getting_tokens_while_others_flood_its_id_with_wrong_secrets() {
+    // Nothing is remembered: every request of the owner needs argon2, as
+    // after a restart, on a new replica, or when its cache entry expired.
+    let app = spawn_app_with_env(&[
+        ("WARRANT_AUTH__CREDENTIAL_CACHE_SECS", "0"),
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_CLIENT_PER_MINUTE", "3"),
+        ("WARRANT_LIMITS__FAILED_AUTH_PER_ADDRESS_PER_MINUTE", "0"),
+        ("WARRANT_LIMITS__TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+    ])
+    .await;
+    let client = app.create_client().await;
+    let mut flood = Vec::new();
+    for round in 0..6 {
+        for i in 0..4 {
+            let attacker = format!("203.0.113.{}", (round * 4 + i) % 3 + 1);
+            flood.push(token_via(&app, &client.id, "guess", &attacker).await);
+        }
+        let owner = token_via(&app, &client.id, &client.secret, "192.0.2.10").await;
+        assert_eq!(owner, 200, "round {round}: the owner was held back");
+    }
+    // The flood itself was limited: 3 failures per attacking address.
+    assert_eq!(flood.iter().filter(|s| **s == 401).count(), 9, "{flood:?}");
+    assert_eq!(flood.iter().filter(|s| **s == 429).count(), 15, "{flood:?}");
+}

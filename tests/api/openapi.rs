@@ -242,13 +242,50 @@ async fn undeclared_methods_are_405_with_allow() {
             .await
             .unwrap();
         assert_eq!(response.status(), 405, "{other} {path}");
+        // A GET resource also answers HEAD (RFC 9110 §9.3.2).
+        let allowed = if *method == "GET" {
+            "GET, HEAD"
+        } else {
+            method
+        };
         assert_eq!(
             response
                 .headers()
                 .get("allow")
                 .and_then(|v| v.to_str().ok()),
-            Some(*method),
+            Some(allowed),
             "{other} {path}"
         );
+    }
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_the_body() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::new();
+    for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "GET") {
+        let url = format!("{}{path}", app.address);
+        let get = http.get(&url).send().await.unwrap();
+        let head = http.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "{method} {path}");
+        for name in ["content-type", "cache-control"] {
+            assert_eq!(
+                head.headers().get(name),
+                get.headers().get(name),
+                "{path} {name}"
+            );
+        }
+        let get_body = get.bytes().await.unwrap();
+        if *path != "/metrics" && *path != "/readyz" {
+            // Documents served from memory: the length of the GET body.
+            assert_eq!(
+                head.headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok()),
+                Some(get_body.len().to_string().as_str()),
+                "{path}"
+            );
+        }
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
     }
 }

@@ -135,13 +135,20 @@ async fn wrong_secret_with_basic_is_invalid_client_with_a_challenge() {
 }
 
 #[tokio::test]
-async fn wrong_secret_with_client_secret_post_is_invalid_client_without_a_challenge() {
+async fn wrong_secret_with_client_secret_post_is_invalid_client_with_a_challenge() {
+    // RFC 9110 §15.5.2: every 401 carries WWW-Authenticate, whichever
+    // method the client used.
     let app = spawn_app().await;
     let client = app.create_client().await;
     let body = format!("{GRANT}&client_id={}&client_secret=wrong", client.id);
     let response = app.post_token(&body, None).await;
     assert_oauth_error(&response, 401, "invalid_client");
-    assert!(response.header("www-authenticate").is_none());
+    assert!(
+        response
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Basic")
+    );
 }
 
 #[tokio::test]
