@@ -25,7 +25,7 @@
 //! | `Authorization: Bearer` with no token, a token with forbidden characters, several `Authorization` headers | 400, `Bearer realm="…", error="invalid_request", error_description="…"` |
 //! | a token that does not verify | 401, `Bearer realm="…", error="invalid_token", error_description="…"` |
 //! | a valid token without the route's scopes | 403, `Bearer realm="…", error="insufficient_scope", error_description="…", scope="…"` |
-//! | no usable key (JWKS never fetched, or stale beyond bounds) | 503 with `Retry-After`, never 500 |
+//! | no usable key (JWKS never fetched, or stale beyond bounds): [`Error::is_unavailable`] | 503 with `Retry-After`, never 500 |
 //!
 //! Error bodies are JSON `{"error", "error_description"}`; descriptions
 //! never carry internal details.
@@ -298,15 +298,16 @@ pub struct BearerError {
 }
 
 impl BearerError {
-    /// The refusal for a verification error: 401 `invalid_token`, 403
-    /// `insufficient_scope`, or 503 when no key is available.
+    /// The refusal for a verification error: 503 when
+    /// [`Error::is_unavailable`] (not the token's fault), else 403
+    /// `insufficient_scope` or 401 `invalid_token`.
     pub fn new(error: &Error) -> Self {
-        let (status, code) = match error.kind() {
-            ErrorKind::InsufficientScope => (StatusCode::FORBIDDEN, "insufficient_scope"),
-            ErrorKind::KeysUnavailable | ErrorKind::Fetch | ErrorKind::InvalidConfiguration(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-            }
-            _ => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        let (status, code) = if error.is_unavailable() {
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        } else if *error.kind() == ErrorKind::InsufficientScope {
+            (StatusCode::FORBIDDEN, "insufficient_scope")
+        } else {
+            (StatusCode::UNAUTHORIZED, "invalid_token")
         };
         Self {
             status,
@@ -481,5 +482,82 @@ mod tests {
         );
         assert_eq!(BearerError::no_token().challenge(), r#"Bearer realm="api""#);
         assert_eq!(quote("a\"b\\c\nd"), "abcd");
+    }
+
+    /// Every kind, so that a kind added later cannot be forgotten here: the
+    /// `match` has no wildcard and stops compiling until it is listed.
+    fn every_kind() -> Vec<ErrorKind> {
+        let kinds = vec![
+            ErrorKind::TokenTooLarge,
+            ErrorKind::Malformed("m"),
+            ErrorKind::UnsupportedAlgorithm,
+            ErrorKind::CriticalHeader,
+            ErrorKind::InvalidType,
+            ErrorKind::MissingKeyId,
+            ErrorKind::UnknownKeyId,
+            ErrorKind::AlgorithmMismatch,
+            ErrorKind::InvalidSignature,
+            ErrorKind::MissingClaim("exp"),
+            ErrorKind::InvalidClaim("exp"),
+            ErrorKind::InvalidIssuer,
+            ErrorKind::InvalidAudience,
+            ErrorKind::Expired,
+            ErrorKind::NotYetValid,
+            ErrorKind::IssuedInFuture,
+            ErrorKind::InsufficientScope,
+            ErrorKind::KeysUnavailable,
+            ErrorKind::Fetch,
+            ErrorKind::InvalidConfiguration("c"),
+        ];
+        for kind in &kinds {
+            match kind {
+                ErrorKind::TokenTooLarge
+                | ErrorKind::Malformed(_)
+                | ErrorKind::UnsupportedAlgorithm
+                | ErrorKind::CriticalHeader
+                | ErrorKind::InvalidType
+                | ErrorKind::MissingKeyId
+                | ErrorKind::UnknownKeyId
+                | ErrorKind::AlgorithmMismatch
+                | ErrorKind::InvalidSignature
+                | ErrorKind::MissingClaim(_)
+                | ErrorKind::InvalidClaim(_)
+                | ErrorKind::InvalidIssuer
+                | ErrorKind::InvalidAudience
+                | ErrorKind::Expired
+                | ErrorKind::NotYetValid
+                | ErrorKind::IssuedInFuture
+                | ErrorKind::InsufficientScope
+                | ErrorKind::KeysUnavailable
+                | ErrorKind::Fetch
+                | ErrorKind::InvalidConfiguration(_) => {}
+            }
+        }
+        kinds
+    }
+
+    #[test]
+    fn the_middleware_answers_503_exactly_for_the_errors_that_are_unavailable() {
+        let mut unavailable = 0;
+        for kind in every_kind() {
+            let error = Error::from(kind.clone());
+            let answer = BearerError::new(&error);
+            if error.is_unavailable() {
+                unavailable += 1;
+                assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{kind:?}");
+                assert_eq!(answer.code(), Some("temporarily_unavailable"), "{kind:?}");
+            } else {
+                assert_ne!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{kind:?}");
+                let expected = if kind == ErrorKind::InsufficientScope {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                assert_eq!(answer.status(), expected, "{kind:?}");
+            }
+        }
+        // Not vacuous: no usable key, a failed fetch, a broken configuration.
+        assert_eq!(unavailable, 3);
+        assert!(Error::from(ErrorKind::KeysUnavailable).is_unavailable());
     }
 }
