@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
+use url::Url;
 
 #[cfg(feature = "reqwest")]
 use super::ReqwestFetcher;
+use super::config::shown;
 use super::{Fetch, JwksConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{KeySet, VerifyingKey};
@@ -41,6 +43,9 @@ pub struct JwksCache {
 
 struct Inner {
     config: JwksConfig,
+    /// `config.url` as checked: what is fetched, so that the check and the
+    /// HTTP client cannot read the URL differently.
+    url: Url,
     fetcher: Box<dyn Fetch>,
     runtime: Handle,
     current: ArcSwapOption<Snapshot>,
@@ -75,7 +80,7 @@ struct FetchState {
 impl fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwksCache")
-            .field("url", &self.inner.config.url)
+            .field("url", &shown(&self.inner.url))
             .field("ready", &self.is_ready())
             .finish_non_exhaustive()
     }
@@ -113,12 +118,13 @@ impl JwksCache {
     /// succeeds while the issuer is down (see [`JwksCache::is_ready`]).
     /// Must be called within a Tokio runtime, which then runs the refreshes.
     pub fn with_fetcher(config: JwksConfig, fetcher: impl Fetch) -> Result<Self> {
-        config.check()?;
+        let url = config.check()?;
         let runtime = Handle::try_current().map_err(|_| {
             ErrorKind::InvalidConfiguration("a JwksCache must be created within a Tokio runtime")
         })?;
         let inner = Arc::new(Inner {
             config,
+            url,
             fetcher: Box::new(fetcher),
             runtime,
             current: ArcSwapOption::empty(),
@@ -284,30 +290,35 @@ async fn fetch(inner: Arc<Inner>) {
         succeeded: false,
     };
     let config = &inner.config;
-    let outcome =
-        match tokio::time::timeout(config.fetch_timeout, inner.fetcher.fetch(&config.url)).await {
-            Err(_) => Err(Error::with_source(ErrorKind::Fetch, "timed out")),
-            Ok(Err(e)) => Err(Error::with_source(ErrorKind::Fetch, e)),
-            // A set with no usable key (empty, or all of unknown types) is
-            // a failed refresh: it must not evict the keys we hold.
-            Ok(Ok(response)) => KeySet::from_jwks(&response.body).and_then(|keys| {
-                if keys.is_empty() {
-                    Err(Error::with_source(
-                        ErrorKind::Fetch,
-                        "no usable key in the JWK Set",
-                    ))
-                } else {
-                    Ok((keys, config.ttl(response.cache_control.as_deref())))
-                }
-            }),
-        };
+    let url = shown(&inner.url);
+    let outcome = match tokio::time::timeout(
+        config.fetch_timeout,
+        inner.fetcher.fetch(inner.url.as_str()),
+    )
+    .await
+    {
+        Err(_) => Err(Error::with_source(ErrorKind::Fetch, "timed out")),
+        Ok(Err(e)) => Err(Error::with_source(ErrorKind::Fetch, e)),
+        // A set with no usable key (empty, or all of unknown types) is
+        // a failed refresh: it must not evict the keys we hold.
+        Ok(Ok(response)) => KeySet::from_jwks(&response.body).and_then(|keys| {
+            if keys.is_empty() {
+                Err(Error::with_source(
+                    ErrorKind::Fetch,
+                    "no usable key in the JWK Set",
+                ))
+            } else {
+                Ok((keys, config.ttl(response.cache_control.as_deref())))
+            }
+        }),
+    };
     let now = Instant::now();
     guard.succeeded = match outcome {
         Ok((keys, ttl)) => {
             if keys.skipped() > 0 {
-                tracing::debug!(url = %config.url, skipped = keys.skipped(), "JWKS keys skipped as unusable");
+                tracing::debug!(url = %url, skipped = keys.skipped(), "JWKS keys skipped as unusable");
             }
-            tracing::debug!(url = %config.url, keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
+            tracing::debug!(url = %url, keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
             inner.current.store(Some(Arc::new(Snapshot {
                 keys,
                 fetched_at: now,
@@ -317,7 +328,7 @@ async fn fetch(inner: Arc<Inner>) {
             true
         }
         Err(error) => {
-            tracing::warn!(url = %config.url, error = ?error, "JWKS fetch failed; keeping the keys held");
+            tracing::warn!(url = %url, error = ?error, "JWKS fetch failed; keeping the keys held");
             lock(&inner.state).next_due = Some(now + config.retry_interval);
             false
         }
@@ -366,5 +377,53 @@ mod tests {
         }
         let error = JwksCache::with_fetcher(JwksConfig::new("https://x"), Never).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::InvalidConfiguration(_)));
+    }
+
+    /// Records the URLs it is asked for; answers with no usable key.
+    #[derive(Clone, Default)]
+    struct Recording(Arc<Mutex<Vec<String>>>);
+
+    impl Fetch for Recording {
+        fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<FetchedJwks, FetchError>> {
+            lock(&self.0).push(url.to_owned());
+            Box::pin(async { Err("nothing here".into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_jwks_url_that_would_fetch_from_a_remote_host_in_clear_is_refused() {
+        let fetcher = Recording::default();
+        for url in [
+            "http://evil.example\\@127.0.0.1/jwks.json",
+            "http://0.0.0.0/jwks.json",
+            "http://localhost./jwks.json",
+            "http://jwks-user:hunter2@127.0.0.1/jwks.json",
+        ] {
+            let error = JwksCache::with_fetcher(JwksConfig::new(url), fetcher.clone()).unwrap_err();
+            assert!(error.is_unavailable(), "{url}");
+            assert!(
+                matches!(error.kind(), ErrorKind::InvalidConfiguration(_)),
+                "{url}"
+            );
+        }
+        tokio::task::yield_now().await;
+        assert!(lock(&fetcher.0).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_fetcher_is_given_the_url_as_checked() {
+        let fetcher = Recording::default();
+        let cache =
+            JwksCache::with_fetcher(JwksConfig::new("HTTP://LOCALHOST:1/jwks"), fetcher.clone())
+                .unwrap();
+        assert!(cache.refresh().await.is_err());
+        assert_eq!(
+            lock(&fetcher.0).first().map(String::as_str),
+            Some("http://localhost:1/jwks")
+        );
+        assert_eq!(
+            format!("{cache:?}"),
+            "JwksCache { url: \"http://localhost:1/jwks\", ready: false, .. }"
+        );
     }
 }

@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-use crate::error::{ErrorKind, Result};
+use url::{Host, Url};
+
+use crate::error::{Error, ErrorKind, Result};
 
 /// Settings of a [`JwksCache`]. Every field documents its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JwksConfig {
     /// The JWK Set URL, e.g. `https://auth.example.com/.well-known/jwks.json`.
-    /// Required: there is no default.
+    /// Required: there is no default. It must be `https://`, or plain
+    /// `http://` to `localhost` or a loopback address (`127.0.0.0/8`,
+    /// `[::1]`), with no username or password; it is read as the HTTP
+    /// client reads it (the WHATWG URL Standard, the `url` crate).
     pub url: String,
     /// Freshness when the response has no usable `Cache-Control: max-age`.
     /// Default: **5 minutes**.
@@ -54,7 +59,8 @@ impl JwksConfig {
         }
     }
 
-    pub(super) fn check(&self) -> Result<()> {
+    /// Checks the settings; returns the URL to fetch, parsed.
+    pub(super) fn check(&self) -> Result<Url> {
         let fail = |what| Err(ErrorKind::InvalidConfiguration(what).into());
         if self.url.is_empty() {
             return fail("JwksConfig::url must not be empty");
@@ -83,10 +89,7 @@ impl JwksConfig {
         {
             return fail("JwksConfig durations must be at most one day");
         }
-        if !secure_url(&self.url) {
-            return fail("JwksConfig::url must be https (plain http only to a loopback address)");
-        }
-        Ok(())
+        parse_url(&self.url)
     }
 
     /// The freshness a response with this `Cache-Control` earns.
@@ -98,28 +101,76 @@ impl JwksConfig {
     }
 }
 
-/// Keys fetched over plain HTTP could be replaced by anyone on the path:
-/// only `https://`, or `http://` to this machine (development, tests).
-fn secure_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return true;
+const NOT_A_URL: &str = "JwksConfig::url is not a valid URL";
+const CREDENTIALS: &str = "JwksConfig::url must not contain a username or password";
+const NOT_SECURE: &str = "JwksConfig::url must be https (plain http only to a loopback address)";
+
+/// The JWKS URL exactly as the HTTP client parses it (WHATWG, the `url`
+/// crate reqwest uses), refused unless keys fetched from it cannot be
+/// replaced on the way: `https`, or plain `http` to this machine only
+/// (development, tests). Deciding on our own reading of the string let the
+/// two disagree: `http://evil.example\@127.0.0.1/` is `evil.example` to a
+/// WHATWG parser. The cache then fetches this parsed URL, never the string.
+fn parse_url(raw: &str) -> Result<Url> {
+    let url = Url::parse(raw).map_err(|e| {
+        // The parser's reason only: the string may hold a password.
+        Error::with_source(
+            ErrorKind::InvalidConfiguration(NOT_A_URL),
+            format!("the JWKS URL cannot be parsed: {e}"),
+        )
+    })?;
+    let refuse = |what, why: String| {
+        Error::with_source(
+            ErrorKind::InvalidConfiguration(what),
+            format!("refused JWKS URL {}: {why}", shown(&url)),
+        )
+    };
+    // Credentials in a URL end up in logs and error messages; a fetcher
+    // that needs them has its own way to send them.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse(CREDENTIALS, "it has a username or password".into()));
     }
-    let Some(rest) = lower.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(url.host()) => Ok(url),
+        "http" => Err(refuse(
+            NOT_SECURE,
+            format!(
+                "plain http to {}, which is not a loopback address",
+                url.host_str().unwrap_or_default()
+            ),
+        )),
+        other => Err(refuse(
+            NOT_SECURE,
+            format!("the scheme is {other}, not https"),
+        )),
+    }
+}
+
+/// Whether a connection to `host` stays on this machine. IP addresses are
+/// connected to as parsed. By name, only `localhost` exactly (the parser
+/// has lower-cased it): the system resolver answers it from the hosts
+/// file, whereas glibc sends `localhost.` (a trailing dot) and
+/// `*.localhost` to DNS, whose answer is not ours to trust.
+fn is_loopback(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Domain(name)) => name == "localhost",
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// `url` for messages and logs: without user-info, query and fragment,
+/// which may carry secrets.
+pub(super) fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    // These fail only for a URL without a host, which has no user-info.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.into()
 }
 
 /// `max-age` from a `Cache-Control` value; `no-store`/`no-cache` mean zero.
@@ -182,7 +233,7 @@ mod tests {
             "http://localhost/jwks",
             "http://[::1]:80/x",
         ] {
-            assert!(secure_url(ok), "{ok}");
+            assert!(parse_url(ok).is_ok(), "{ok}");
         }
         for bad in [
             "http://auth.example.com/jwks",
@@ -191,7 +242,7 @@ mod tests {
             "ftp://x",
             "",
         ] {
-            assert!(!secure_url(bad), "{bad}");
+            assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
 
@@ -203,5 +254,159 @@ mod tests {
         let mut config = JwksConfig::new("https://x");
         config.min_ttl = Duration::ZERO;
         assert!(config.check().is_err());
+    }
+
+    /// The static reason, and the message for logs, of a refused URL.
+    fn refusal(url: &str) -> (&'static str, String) {
+        let error = parse_url(url).expect_err(url);
+        match error.kind() {
+            ErrorKind::InvalidConfiguration(what) => (what, format!("{error:?}")),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_backslash_cannot_hide_a_remote_host_behind_a_loopback_one() {
+        // A WHATWG parser (reqwest's) ends the host at `\`: these fetch
+        // from evil.example, whatever follows the `@`.
+        for url in [
+            "http://evil.example\\@127.0.0.1/jwks.json",
+            "http://evil.example\\@localhost/jwks.json",
+            "http://evil.example\\:80@[::1]/jwks.json",
+        ] {
+            assert_eq!(
+                Url::parse(url).unwrap().host_str(),
+                Some("evil.example"),
+                "{url}"
+            );
+            let (what, log) = refusal(url);
+            assert_eq!(what, NOT_SECURE, "{url}");
+            assert!(
+                log.contains("plain http to evil.example, which is not a loopback address"),
+                "{log}"
+            );
+        }
+        let (_, log) = refusal("http://evil.example\\@127.0.0.1/jwks.json");
+        assert!(
+            log.contains("refused JWKS URL http://evil.example/@127.0.0.1/jwks.json"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_and_never_printed() {
+        for url in [
+            "https://jwks-user:hunter2@auth.example.com/jwks",
+            "https://jwks-user@auth.example.com/jwks",
+            "http://:hunter2@127.0.0.1/jwks",
+            "http://jwks-user:hunter2@localhost/jwks",
+            // Percent-encoded `/` or `@` stay in the user-info; the host is
+            // what follows the last real `@`.
+            "http://evil.example%2F@127.0.0.1/jwks",
+            "http://evil.example%40127.0.0.1@127.0.0.1/jwks",
+            "http://127.0.0.1%2F@evil.example/jwks",
+        ] {
+            let (what, log) = refusal(url);
+            assert_eq!(what, CREDENTIALS, "{url}");
+            for secret in ["hunter2", "jwks-user", "%2F", "%40"] {
+                assert!(!log.contains(secret), "{url}: {log}");
+            }
+        }
+        // Unparseable: the message has the parser's reason, not the string.
+        let (what, log) = refusal("http://jwks-user:hunter2@[::1/jwks");
+        assert_eq!(what, NOT_A_URL);
+        assert!(
+            !log.contains("hunter2") && !log.contains("jwks-user"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn a_percent_encoded_slash_or_at_sign_in_the_host_is_not_a_url() {
+        for url in [
+            "http://127.0.0.1%2Fevil.example/jwks",
+            "http://127.0.0.1%40evil.example/jwks",
+            "http://localhost%2F.evil.example/jwks",
+        ] {
+            assert_eq!(refusal(url).0, NOT_A_URL, "{url}");
+        }
+        // Decoded by the parser, and so by the client: it is localhost.
+        assert_eq!(
+            parse_url("http://%6C%6Fcalhost/jwks").unwrap().host_str(),
+            Some("localhost")
+        );
+    }
+
+    #[test]
+    fn loopback_means_127_0_0_0_8_and_1_by_address_and_localhost_by_name() {
+        for ok in [
+            "http://127.0.0.2/jwks",
+            "http://127.255.255.254:8080/jwks",
+            "http://[::1]/jwks",
+            "http://[0:0:0:0:0:0:0:1]:8080/jwks",
+            // The parser's IPv4 forms: the client connects to 127.0.0.1.
+            "http://2130706433/jwks",
+            "http://0x7f.1/jwks",
+            "http://127.0.0.1./jwks",
+        ] {
+            let url = parse_url(ok).unwrap();
+            assert!(is_loopback(url.host()), "{ok}");
+        }
+        for bad in [
+            "http://0.0.0.0/jwks",
+            "http://0/jwks",
+            "http://[::]/jwks",
+            "http://10.0.0.1/jwks",
+            "http://127.0.0.1.evil.example/jwks",
+            "http://localhost.evil.example/jwks",
+            "http://evil.localhost/jwks",
+            // Absolute names go to DNS, not to the hosts file (glibc).
+            "http://localhost./jwks",
+            "http://LOCALHOST./jwks",
+            "http://localhost%2E/jwks",
+        ] {
+            assert_eq!(refusal(bad).0, NOT_SECURE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scheme_and_host_are_case_insensitive() {
+        for (raw, fetched) in [
+            ("HTTP://LOCALHOST/jwks", "http://localhost/jwks"),
+            ("Http://LocalHost:8080/jwks", "http://localhost:8080/jwks"),
+            (
+                "HTTPS://AUTH.EXAMPLE.COM/.well-known/jwks.json",
+                "https://auth.example.com/.well-known/jwks.json",
+            ),
+        ] {
+            assert_eq!(parse_url(raw).unwrap().as_str(), fetched);
+        }
+        assert_eq!(refusal("HTTP://AUTH.EXAMPLE.COM/jwks").0, NOT_SECURE);
+        assert_eq!(refusal("FTP://localhost/jwks").0, NOT_SECURE);
+    }
+
+    #[test]
+    fn the_url_fetched_reads_back_as_the_url_checked() {
+        // The cache hands `as_str()` to the fetcher, which parses it again.
+        for raw in [
+            "HTTP://LOCALHOST/jwks",
+            "http://2130706433/jwks",
+            "http://127.0.0.1./a/../jwks?x=1#f",
+            "https://auth.example.com./jwks",
+            "http://%6C%6Fcalhost/jwks",
+        ] {
+            let url = parse_url(raw).unwrap();
+            let again = Url::parse(url.as_str()).unwrap();
+            assert_eq!(again, url, "{raw}");
+            assert_eq!(again.host(), url.host(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn messages_and_logs_drop_the_query_and_fragment() {
+        let url = Url::parse("https://u:p@auth.example.com/jwks?token=s3cret#frag").unwrap();
+        assert_eq!(shown(&url), "https://auth.example.com/jwks");
+        let (_, log) = refusal("http://auth.example.com/jwks?token=s3cret");
+        assert!(!log.contains("s3cret"), "{log}");
     }
 }

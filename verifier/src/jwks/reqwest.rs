@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use url::Url;
+
 use super::{BoxFuture, Fetch, FetchError, FetchedJwks};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -46,6 +48,9 @@ impl ReqwestFetcher {
 impl Fetch for ReqwestFetcher {
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<FetchedJwks, FetchError>> {
         Box::pin(async move {
+            // The cache hands over the serialization of the URL it parsed
+            // and checked; the WHATWG parser reads it back as the same URL.
+            let url = Url::parse(url)?;
             let mut response = self
                 .client
                 .get(url)
