@@ -7,7 +7,7 @@ use url::{Host, Url};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Settings of a [`JwksCache`]. Every field documents its default.
+/// Settings of a [`JwksCache`](super::JwksCache). Every field documents its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JwksConfig {
