@@ -112,10 +112,17 @@ impl Error {
         self.0.kind
     }
 
-    /// `true` when the failure is temporary and not the token's fault (no
-    /// usable key): answer 503 rather than 401.
+    /// `true` when the failure is not the token's fault, so that refusing
+    /// the token (401) would be wrong: no usable key ([`ErrorKind::KeysUnavailable`],
+    /// temporary), a failed JWKS fetch ([`ErrorKind::Fetch`]), or a
+    /// verifier that cannot be used ([`ErrorKind::InvalidConfiguration`]).
+    /// Answer 503 rather than 401; the `actix` middleware decides its 503s
+    /// with this method.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self.0.kind, ErrorKind::KeysUnavailable | ErrorKind::Fetch)
+        matches!(
+            self.0.kind,
+            ErrorKind::KeysUnavailable | ErrorKind::Fetch | ErrorKind::InvalidConfiguration(_)
+        )
     }
 
     pub(crate) fn with_source(

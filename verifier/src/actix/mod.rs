@@ -25,12 +25,11 @@
 //! | `Authorization: Bearer` with no token, a token with forbidden characters, several `Authorization` headers | 400, `Bearer realm="…", error="invalid_request", error_description="…"` |
 //! | a token that does not verify | 401, `Bearer realm="…", error="invalid_token", error_description="…"` |
 //! | a valid token without the route's scopes | 403, `Bearer realm="…", error="insufficient_scope", error_description="…", scope="…"` |
-//! | no usable key (JWKS never fetched, or stale beyond bounds) | 503 with `Retry-After`, never 500 |
+//! | no usable key (JWKS never fetched, or stale beyond bounds): [`Error::is_unavailable`](crate::Error::is_unavailable) | 503 with `Retry-After`, never 500 |
 //!
 //! Error bodies are JSON `{"error", "error_description"}`; descriptions
 //! never carry internal details.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -39,13 +38,15 @@ use std::sync::Arc;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, ResponseError, web};
 
 use crate::claims::Claims;
-use crate::error::{Error, ErrorKind};
 use crate::verifier::Verifier;
+
+mod refusal;
+
+pub use self::refusal::BearerError;
 
 /// The realm named in challenges unless [`BearerAuth::realm`] sets another.
 pub const DEFAULT_REALM: &str = "api";
@@ -285,152 +286,11 @@ impl FromRequest for Claims {
     }
 }
 
-/// An RFC 6750 refusal: status, `WWW-Authenticate` challenge, JSON body.
-///
-/// Made from an [`Error`] with [`BearerError::new`] (or `From`), so that a
-/// handler verifying tokens itself answers as the middleware does.
-pub struct BearerError {
-    status: StatusCode,
-    code: Option<&'static str>,
-    description: Cow<'static, str>,
-    scope: Option<String>,
-    realm: Arc<str>,
-}
-
-impl BearerError {
-    /// The refusal for a verification error: 401 `invalid_token`, 403
-    /// `insufficient_scope`, or 503 when no key is available.
-    pub fn new(error: &Error) -> Self {
-        let (status, code) = match error.kind() {
-            ErrorKind::InsufficientScope => (StatusCode::FORBIDDEN, "insufficient_scope"),
-            ErrorKind::KeysUnavailable | ErrorKind::Fetch | ErrorKind::InvalidConfiguration(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-            }
-            _ => (StatusCode::UNAUTHORIZED, "invalid_token"),
-        };
-        Self {
-            status,
-            code: Some(code),
-            description: error.to_string().into(),
-            scope: None,
-            realm: DEFAULT_REALM.into(),
-        }
-    }
-
-    fn no_token() -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: None,
-            description: "a bearer token is required".into(),
-            scope: None,
-            realm: DEFAULT_REALM.into(),
-        }
-    }
-
-    fn invalid_request(description: &'static str) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            code: Some("invalid_request"),
-            description: description.into(),
-            scope: None,
-            realm: DEFAULT_REALM.into(),
-        }
-    }
-
-    fn realm(mut self, realm: &Arc<str>) -> Self {
-        self.realm = Arc::clone(realm);
-        self
-    }
-
-    /// The HTTP status of the answer.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The RFC 6750 error code, if any (none when no token was offered).
-    pub fn code(&self) -> Option<&'static str> {
-        self.code
-    }
-
-    fn challenge(&self) -> String {
-        let mut challenge = format!("Bearer realm=\"{}\"", quote(&self.realm));
-        if let Some(code) = self.code {
-            challenge.push_str(&format!(
-                ", error=\"{code}\", error_description=\"{}\"",
-                quote(&self.description)
-            ));
-        }
-        if let Some(scope) = &self.scope {
-            challenge.push_str(&format!(", scope=\"{}\"", quote(scope)));
-        }
-        challenge
-    }
-}
-
-/// Makes `s` safe inside a quoted-string: only visible ASCII and spaces,
-/// without `"` or `\`.
-fn quote(s: &str) -> Cow<'_, str> {
-    if s.bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(
-            s.chars()
-                .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
-                .collect(),
-        )
-    }
-}
-
-impl From<Error> for BearerError {
-    fn from(error: Error) -> Self {
-        Self::new(&error)
-    }
-}
-
-impl fmt::Display for BearerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.code {
-            Some(code) => write!(f, "{} {code}: {}", self.status.as_u16(), self.description),
-            None => write!(f, "{}: {}", self.status.as_u16(), self.description),
-        }
-    }
-}
-
-impl fmt::Debug for BearerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl ResponseError for BearerError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        response.insert_header((header::CACHE_CONTROL, "no-store"));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "5"));
-        } else if let Ok(challenge) = HeaderValue::from_str(&self.challenge()) {
-            response.insert_header((header::WWW_AUTHENTICATE, challenge));
-        }
-        let body = serde_json::json!({
-            "error": self.code.unwrap_or("invalid_token"),
-            "error_description": self.description,
-        });
-        if self.code.is_none() {
-            // RFC 6750 §3.1: no error code when no token was offered.
-            return response.finish();
-        }
-        response.json(body)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::http::header::HeaderValue;
+
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {
@@ -469,17 +329,5 @@ mod tests {
         }
         let twice = bearer_token(&headers(&["Bearer a", "Bearer b"])).unwrap_err();
         assert_eq!(twice.code(), Some("invalid_request"));
-    }
-
-    #[test]
-    fn challenges_follow_rfc_6750() {
-        let mut error = BearerError::new(&ErrorKind::InsufficientScope.into());
-        error.scope = Some("a b".into());
-        assert_eq!(
-            error.challenge(),
-            r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="a b""#
-        );
-        assert_eq!(BearerError::no_token().challenge(), r#"Bearer realm="api""#);
-        assert_eq!(quote("a\"b\\c\nd"), "abcd");
     }
 }
