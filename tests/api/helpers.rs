@@ -232,7 +232,7 @@ impl TestEnv {
 
     /// Starts `warrant serve` as a process and returns it with the port it
     /// bound.
-    pub fn start_server(&self) -> (std::process::Child, u16) {
+    pub fn start_server(&self) -> (ServerProcess, u16) {
         use std::io::{BufRead as _, BufReader};
         use std::process::Stdio;
         let mut child = self
@@ -259,7 +259,7 @@ impl TestEnv {
             })
             .expect("server did not start");
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        (child, port)
+        (ServerProcess(child), port)
     }
 
     /// Starts a server in this test with these settings.
@@ -284,6 +284,34 @@ impl TestEnv {
                 .unwrap(),
             seen: Mutex::default(),
             logs_from,
+        }
+    }
+}
+
+/// A `warrant serve` process, killed when dropped: a test that fails before
+/// it stops its server must not leave one behind, holding the test run's
+/// output open.
+pub struct ServerProcess(std::process::Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }
