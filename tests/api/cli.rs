@@ -6,7 +6,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use warrant::domain::ClientId;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with_env};
+use crate::helpers::{TestApp, TestEnv, spawn_app, spawn_app_with_env};
 
 const GRANT: &str = "grant_type=client_credentials";
 
@@ -208,7 +208,7 @@ async fn a_running_server_sees_cli_changes_within_two_seconds() {
     let app = spawn_app_with_env(&[("WARRANT_REFRESH_INTERVAL_MS", "1000")]).await;
     let limit = Duration::from_secs(2);
 
-    let client = crate::helpers::cli_create_client(&app.env);
+    let client = app.create_client_unannounced(&[]);
     let authorization = crate::helpers::basic(&client.id, &client.secret);
     let id = client.id.as_str();
     let created = time_until(&app, &authorization, 200, limit).await;
@@ -244,20 +244,17 @@ fn help_describes_every_command() {
 
 #[tokio::test]
 async fn migrate_brings_a_database_up_to_date_for_servers_that_do_not_migrate() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = crate::helpers::test_env(&dir, &[("WARRANT_AUTO_MIGRATE", "false")]).await;
-    let settings = warrant::configuration::Settings::load_from(None, env.clone())
-        .unwrap()
-        .settings;
+    let env = TestEnv::new(&[("WARRANT_AUTO_MIGRATE", "false")]).await;
+    let settings = env.settings();
     assert!(!settings.auto_migrate);
     // Without migrations, a server that may not apply them cannot start.
     assert!(
-        warrant::startup::Application::build(settings.clone())
+        warrant::startup::Application::build(settings)
             .await
             .is_err()
     );
 
-    let output = crate::helpers::run_warrant(&env, &["migrate"]);
+    let output = env.cli(&["migrate"]);
     assert!(
         output.status.success(),
         "{}",
@@ -265,7 +262,7 @@ async fn migrate_brings_a_database_up_to_date_for_servers_that_do_not_migrate() 
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("up to date"));
 
-    let app = crate::helpers::spawn_app_with(dir, settings).await;
+    let app = env.spawn().await;
     assert_eq!(app.get("/readyz").await.status, 200);
 }
 

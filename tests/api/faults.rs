@@ -13,9 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use warrant::configuration::Settings;
 
-use crate::helpers::{TestApp, assert_database_whole, run_warrant, spawn_app_with, test_env};
+use crate::helpers::{TestApp, TestEnv, assert_database_whole};
 
 /// A tmpfs of a few MiB, unmounted when dropped.
 struct SmallDisk {
@@ -88,20 +87,11 @@ fn run(args: &[&str], target: &Path) {
     );
 }
 
+/// A server whose database is at `url` (e.g. on a [`SmallDisk`]).
 async fn spawn_on(url: &str, extra: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
     let mut vars = vec![("WARRANT_DATABASE_URL", url)];
     vars.extend_from_slice(extra);
-    let env = test_env(&dir, &vars).await;
-    spawn_in(dir, env).await
-}
-
-/// A server in `dir` (its master key) with `env`, which the app's CLI uses.
-async fn spawn_in(dir: TempDir, env: Vec<(String, String)>) -> TestApp {
-    let settings = Settings::load_from(None, env.clone()).unwrap().settings;
-    let mut app = spawn_app_with(dir, settings).await;
-    app.env = env;
-    app
+    TestEnv::new(&vars).await.spawn().await
 }
 
 /// A failed command's stderr, checked to be one clear error, not a panic.
@@ -221,9 +211,8 @@ async fn a_full_disk_refuses_writes_clearly_while_tokens_keep_flowing() {
 #[ignore = "mounts a tmpfs, so needs root; .ci/run runs it"]
 async fn a_read_only_database_is_a_clear_error_at_start() {
     let disk = SmallDisk::mount();
-    let dir = tempfile::tempdir().unwrap();
-    let env = test_env(&dir, &[("WARRANT_DATABASE_URL", &disk.database_url())]).await;
-    let client = crate::helpers::cli_create_client(&env);
+    let env = TestEnv::new(&[("WARRANT_DATABASE_URL", &disk.database_url())]).await;
+    let client = env.create_client_with(&[]);
     let read_only = ["read-only, so nothing was changed"];
     let cannot_open = ["not writable"];
 
@@ -231,11 +220,8 @@ async fn a_read_only_database_is_a_clear_error_at_start() {
     // SQLite cannot open a WAL database on a read-only disk without them.
     assert_eq!(files(disk.path()), ["warrant.db"]);
     disk.remount("ro");
-    failure(&run_warrant(&env, &["client", "list"]), &cannot_open);
-    failure(
-        &run_warrant(&env, &["client", "disable", &client.id]),
-        &cannot_open,
-    );
+    failure(&env.cli(&["client", "list"]), &cannot_open);
+    failure(&env.cli(&["client", "disable", &client.id]), &cannot_open);
     refuses_to_serve(&env, &cannot_open);
     disk.remount("rw");
 
@@ -243,7 +229,7 @@ async fn a_read_only_database_is_a_clear_error_at_start() {
     // them SQLite can read a read-only database. Reads then work, writes
     // fail whole, and the server still refuses to start on a database it
     // could never rotate a key in.
-    let (mut server, _) = crate::helpers::start_server(&env);
+    let (mut server, _) = env.start_server();
     server.kill().unwrap(); // SIGKILL
     server.wait().unwrap();
     assert_eq!(
@@ -251,18 +237,15 @@ async fn a_read_only_database_is_a_clear_error_at_start() {
         ["warrant.db", "warrant.db-shm", "warrant.db-wal"]
     );
     disk.remount("ro");
-    let list = run_warrant(&env, &["client", "list"]);
+    let list = env.cli(&["client", "list"]);
     assert!(list.status.success(), "{list:?}");
     assert!(String::from_utf8_lossy(&list.stdout).contains(&client.id));
-    failure(
-        &run_warrant(&env, &["client", "disable", &client.id]),
-        &read_only,
-    );
+    failure(&env.cli(&["client", "disable", &client.id]), &read_only);
     refuses_to_serve(&env, &read_only);
 
     // Writable again: everything is as it was.
     disk.remount("rw");
-    let app = spawn_in(dir, env).await;
+    let app = env.spawn().await;
     assert!(app.cli_ok(&["client", "list"]).contains(&client.id));
     issues_a_token(&app, &client).await;
     assert_database_whole(&disk.database_url(), "after the fault").await;
@@ -281,24 +264,17 @@ async fn a_read_only_postgresql_is_a_clear_error_at_start() {
         app.database_url()
     );
     let mut env = app.env.clone();
-    for (name, value) in &mut env {
-        if name == "WARRANT_DATABASE_URL" {
-            value.clone_from(&read_only_url);
-        }
-    }
+    env.set("WARRANT_DATABASE_URL", &read_only_url);
     let read_only = ["read-only, so nothing was changed"];
     // Migrating (on by default) is the first write to fail.
-    let list = run_warrant(&env, &["client", "list"]);
+    let list = env.cli(&["client", "list"]);
     assert!(failure(&list, &read_only).contains("cannot migrate"));
     refuses_to_serve(&env, &read_only);
     // Without it, reads work; writes and the server are refused.
-    env.push(("WARRANT_AUTO_MIGRATE".into(), "false".into()));
-    let list = run_warrant(&env, &["client", "list"]);
+    env.set("WARRANT_AUTO_MIGRATE", "false");
+    let list = env.cli(&["client", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains(&client.id));
-    failure(
-        &run_warrant(&env, &["client", "disable", &client.id]),
-        &read_only,
-    );
+    failure(&env.cli(&["client", "disable", &client.id]), &read_only);
     refuses_to_serve(&env, &read_only);
     // The server that started before keeps issuing: the refused disable
     // changed nothing.
@@ -316,11 +292,9 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// `warrant serve` exits promptly with one clear error naming the fault,
 /// rather than run on what it cannot keep.
-fn refuses_to_serve(env: &[(String, String)], names: &[&str]) {
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_warrant"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
+fn refuses_to_serve(env: &TestEnv, names: &[&str]) {
+    let mut serve = env
+        .command(&["serve"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -385,8 +359,7 @@ async fn a_locked_database_refuses_writes_clearly_while_tokens_keep_flowing() {
     // The command waits for the lock (5 s), then gives up, naming it.
     let env = app.env.clone();
     let id = client.id.clone();
-    let disable =
-        tokio::task::spawn_blocking(move || run_warrant(&env, &["client", "disable", &id]));
+    let disable = tokio::task::spawn_blocking(move || env.cli(&["client", "disable", &id]));
     let mut issued = 0;
     while !disable.is_finished() {
         issues_a_token(&app, &client).await;

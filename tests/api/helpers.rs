@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -13,13 +13,13 @@ use warrant::startup::Application;
 
 use crate::openapi::OpenApi;
 
+/// A server of this test binary, and the settings it was started with.
 pub struct TestApp {
     pub address: String,
     pub issuer: String,
-    pub dir: TempDir,
     pub registry: Arc<Registry>,
-    /// Settings given as `WARRANT_*` variables; the CLI gets them too.
-    pub env: Vec<(String, String)>,
+    /// What the server was started with; the CLI runs with it too.
+    pub env: TestEnv,
     http: reqwest::Client,
     /// Every secret and token this test met, and where the log capture stood
     /// when the server started: when the app is dropped, the logs written
@@ -132,16 +132,196 @@ pub fn postgres_url() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The database of the test whose files are in `dir`: a SQLite file there, or
-/// a fresh PostgreSQL database, created once and remembered in `dir`.
-async fn database_url(dir: &TempDir) -> String {
-    let Some(admin_url) = postgres_url() else {
-        return format!("sqlite:{}", dir.path().join("warrant.db").display());
-    };
-    let remembered = dir.path().join("postgres-url");
-    if let Ok(url) = std::fs::read_to_string(&remembered) {
-        return url;
+/// The settings of one test, as the `WARRANT_*` variables an operator would
+/// set: the server's `Settings` are loaded from them and the CLI runs with
+/// exactly them, so the two can never disagree. Clones (replicas, a CLI with
+/// one setting changed) share the folder that holds the master key and the
+/// SQLite database.
+#[derive(Clone)]
+pub struct TestEnv {
+    dir: Arc<TempDir>,
+    vars: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    /// Port 0, a database and master key of its own, quick polling, then
+    /// `extra` (which may name another database, e.g. on a small disk).
+    pub async fn new(extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = Self {
+            vars: Vec::new(),
+            dir: Arc::new(dir),
+        };
+        if !extra
+            .iter()
+            .any(|(name, _)| *name == "WARRANT_DATABASE_URL")
+        {
+            let url = fresh_database(env.dir()).await;
+            env.set("WARRANT_DATABASE_URL", &url);
+        }
+        let master_key = env.dir().join("keys/master.key");
+        env.set("WARRANT_MASTER_KEY_FILE", &master_key.display().to_string());
+        for (name, value) in [
+            ("WARRANT_LISTEN", "127.0.0.1:0"),
+            ("WARRANT_WORKERS", "1"),
+            ("WARRANT_REFRESH_INTERVAL_MS", "100"),
+            ("WARRANT_LOG_LEVEL", "warn"),
+        ]
+        .iter()
+        .chain(extra)
+        {
+            env.set(name, value);
+        }
+        env
     }
+
+    /// Sets `name` to `value`, in place of any value it had.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// This test's own folder.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn database_url(&self) -> String {
+        self.get("WARRANT_DATABASE_URL").unwrap().to_owned()
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        PathBuf::from(self.get("WARRANT_MASTER_KEY_FILE").unwrap())
+    }
+
+    /// The settings a server started with these variables has.
+    pub fn settings(&self) -> Settings {
+        Settings::load_from(None, self.vars.clone())
+            .unwrap()
+            .settings
+    }
+
+    /// `warrant ARGS` with exactly these variables and no others.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warrant"));
+        command
+            .args(args)
+            .env_clear()
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Runs `warrant ARGS` to its end. For a test without a [`TestApp`]:
+    /// [`TestApp::cli`] also checks what the CLI logged.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run warrant")
+    }
+
+    /// Creates a client with the CLI (see [`create_client`]); no server is
+    /// told.
+    pub fn create_client_with(&self, extra: &[&str]) -> TestClient {
+        create_client(|args| self.cli(args), extra)
+    }
+
+    /// Starts `warrant serve` as a process and returns it with the port it
+    /// bound.
+    pub fn start_server(&self) -> (ServerProcess, u16) {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::Stdio;
+        let mut child = self
+            .command(&["serve"])
+            .env("WARRANT_LOG_LEVEL", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.contains("warrant is listening")
+                    .then(|| {
+                        l.split("port=")
+                            .nth(1)?
+                            .split_whitespace()
+                            .next()?
+                            .parse()
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .expect("server did not start");
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        (ServerProcess(child), port)
+    }
+
+    /// Starts a server in this test with these settings.
+    pub async fn spawn(self) -> TestApp {
+        capture_logs();
+        let logs_from = LOGS.lock().unwrap_or_else(PoisonError::into_inner).len();
+        let application = Application::build(self.settings())
+            .await
+            .expect("server starts");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let issuer = application.issuer().to_owned();
+        let registry = application.registry();
+        tokio::spawn(application.run_until_stopped());
+        TestApp {
+            address,
+            issuer,
+            registry,
+            env: self,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            seen: Mutex::default(),
+            logs_from,
+        }
+    }
+}
+
+/// A `warrant serve` process, killed when dropped: a test that fails before
+/// it stops its server must not leave one behind, holding the test run's
+/// output open.
+pub struct ServerProcess(std::process::Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A database for a test in `dir`: a SQLite file there, or a fresh PostgreSQL
+/// database.
+async fn fresh_database(dir: &Path) -> String {
+    let Some(admin_url) = postgres_url() else {
+        return format!("sqlite:{}", dir.join("warrant.db").display());
+    };
     let name = format!("warrant_test_{}", uuid_like());
     let admin = sqlx::PgPool::connect(&admin_url)
         .await
@@ -154,43 +334,12 @@ async fn database_url(dir: &TempDir) -> String {
     let base = admin_url
         .rsplit_once('/')
         .map_or(admin_url.as_str(), |(base, _)| base);
-    let url = format!("{base}/{name}");
-    std::fs::write(&remembered, &url).unwrap();
-    url
+    format!("{base}/{name}")
 }
 
 fn uuid_like() -> String {
     let bytes: [u8; 8] = warrant::crypto::random_bytes().unwrap();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The settings of a test server, as environment variables: port 0, a
-/// database and master key of its own, quick polling, then `extra`.
-pub async fn test_env(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("WARRANT_LISTEN".into(), "127.0.0.1:0".into()),
-        ("WARRANT_DATABASE_URL".into(), database_url(dir).await),
-        (
-            "WARRANT_MASTER_KEY_FILE".into(),
-            dir.path().join("keys/master.key").display().to_string(),
-        ),
-        ("WARRANT_WORKERS".into(), "1".into()),
-        ("WARRANT_REFRESH_INTERVAL_MS".into(), "100".into()),
-        ("WARRANT_LOG_LEVEL".into(), "warn".into()),
-    ];
-    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    env
-}
-
-pub async fn test_settings(dir: &TempDir) -> Settings {
-    Settings::load_from(None, test_env(dir, &[]).await)
-        .unwrap()
-        .settings
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -199,20 +348,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server whose settings are the test defaults plus `extra` variables.
 pub async fn spawn_app_with_env(extra: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env = test_env(&dir, extra).await;
-    let settings = Settings::load_from(None, env.clone()).unwrap().settings;
-    let mut app = spawn_app_with(dir, settings).await;
-    app.env = env;
-    app
+    TestEnv::new(extra).await.spawn().await
 }
 
 /// Another server on the same database and master key as `app`: a replica.
 pub async fn spawn_replica(app: &TestApp) -> TestApp {
-    let settings = Settings::load_from(None, app.env.clone()).unwrap().settings;
-    let mut replica = spawn_app_with(tempfile::tempdir().unwrap(), settings).await;
-    replica.env = app.env.clone();
-    replica
+    app.env.clone().spawn().await
 }
 
 /// Every log line the servers of this test binary write, as JSON, at trace
@@ -259,30 +400,6 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
 }
 
-pub async fn spawn_app_with(dir: TempDir, settings: Settings) -> TestApp {
-    capture_logs();
-    let logs_from = LOGS.lock().unwrap_or_else(PoisonError::into_inner).len();
-    let env = test_env(&dir, &[]).await;
-    let application = Application::build(settings).await.expect("server starts");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let issuer = application.issuer().to_owned();
-    let registry = application.registry();
-    tokio::spawn(application.run_until_stopped());
-    TestApp {
-        address,
-        issuer,
-        dir,
-        registry,
-        env,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        seen: Mutex::default(),
-        logs_from,
-    }
-}
-
 /// The database at `url` is whole: exactly one current RS256 key and, on
 /// SQLite, `PRAGMA integrity_check` says ok. `context` names the moment.
 pub async fn assert_database_whole(url: &str, context: &str) {
@@ -303,69 +420,21 @@ pub async fn assert_database_whole(url: &str, context: &str) {
     }
 }
 
-/// Runs `warrant ARGS` with exactly the settings `env`.
-/// Starts `warrant serve` with `env` and returns it with the port it bound.
-pub fn start_server(env: &[(String, String)]) -> (std::process::Child, u16) {
-    use std::io::{BufRead as _, BufReader};
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warrant"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("WARRANT_LOG_LEVEL", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.contains("warrant is listening")
-                .then(|| {
-                    l.split("port=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .flatten()
-        })
-        .expect("server did not start");
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (child, port)
-}
-
-pub fn run_warrant(env: &[(String, String)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warrant"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("run warrant")
-}
-
-/// Creates a client with the CLI, scope "s" and audience "urn:a"; no server
-/// is told (servers must notice by themselves).
-pub fn cli_create_client(env: &[(String, String)]) -> TestClient {
-    let output = run_warrant(
-        env,
-        &[
-            "client",
-            "create",
-            "--name",
-            "n",
-            "--scope",
-            "s",
-            "--audience",
-            "urn:a",
-            "--json",
-        ],
-    );
+/// Creates a client with `cli` (the CLI with some settings), scope "read
+/// write" and audience "https://api.example.com" unless `extra` names others.
+fn create_client(cli: impl FnOnce(&[&str]) -> Output, extra: &[&str]) -> TestClient {
+    let mut args = vec!["client", "create", "--name", "test", "--json"];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--scope") {
+        args.extend_from_slice(&["--scope", "read write"]);
+    }
+    if !extra.contains(&"--audience") {
+        args.extend_from_slice(&["--audience", "https://api.example.com"]);
+    }
+    let output = cli(&args);
     assert!(
         output.status.success(),
-        "{}",
+        "warrant {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let created: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -384,11 +453,7 @@ pub fn basic(id: &str, secret: &str) -> String {
 
 impl TestApp {
     pub fn database_url(&self) -> String {
-        self.env
-            .iter()
-            .find(|(k, _)| k == "WARRANT_DATABASE_URL")
-            .map(|(_, v)| v.clone())
-            .unwrap()
+        self.env.database_url()
     }
 
     /// Runs one SQL statement on this app's database, whichever it is.
@@ -405,16 +470,13 @@ impl TestApp {
     }
 
     pub fn master_key_path(&self) -> PathBuf {
-        self.env
-            .iter()
-            .find(|(k, _)| k == "WARRANT_MASTER_KEY_FILE")
-            .map(|(_, v)| PathBuf::from(v))
-            .unwrap()
+        self.env.master_key_path()
     }
 
-    /// Runs the `warrant` binary against this app's database.
+    /// Runs the `warrant` binary with this app's settings; what it logs is
+    /// checked for this test's secrets when the app is dropped.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let output = run_warrant(&self.env, args);
+        let output = self.env.cli(args);
         if let Ok(printed) = serde_json::from_slice::<Value>(&output.stdout)
             && let Some(secret) = printed["client_secret"].as_str()
         {
@@ -437,22 +499,18 @@ impl TestApp {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    /// Creates a client with the CLI and makes the server see it at once.
+    /// Creates a client with the CLI (see [`create_client`]) and makes the
+    /// server see it at once.
     pub async fn create_client_with(&self, extra: &[&str]) -> TestClient {
-        let mut args = vec!["client", "create", "--name", "test", "--json"];
-        args.extend_from_slice(extra);
-        if !extra.contains(&"--scope") {
-            args.extend_from_slice(&["--scope", "read write"]);
-        }
-        if !extra.contains(&"--audience") {
-            args.extend_from_slice(&["--audience", "https://api.example.com"]);
-        }
-        let created: Value = serde_json::from_str(&self.cli_ok(&args)).unwrap();
+        let client = self.create_client_unannounced(extra);
         self.refresh().await;
-        TestClient {
-            id: created["client_id"].as_str().unwrap().to_owned(),
-            secret: created["client_secret"].as_str().unwrap().to_owned(),
-        }
+        client
+    }
+
+    /// Creates a client with the CLI; the server is not told, so a test can
+    /// see it notice by itself.
+    pub fn create_client_unannounced(&self, extra: &[&str]) -> TestClient {
+        create_client(|args| self.cli(args), extra)
     }
 
     pub async fn create_client(&self) -> TestClient {

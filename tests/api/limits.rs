@@ -103,14 +103,9 @@ async fn behind_a_trusted_proxy_each_client_address_is_limited_apart() {
     // The addresses named in front of the proxy's entry got no failures.
     assert_eq!(guess_via(&app, 4, "198.51.100.1").await, 401);
 
-    let bad = crate::helpers::run_warrant(
-        &crate::helpers::test_env(
-            &app.dir,
-            &[("WARRANT_LIMITS__TRUSTED_PROXIES", "lb.internal")],
-        )
-        .await,
-        &["client", "list"],
-    );
+    let mut env = app.env.clone();
+    env.set("WARRANT_LIMITS__TRUSTED_PROXIES", "lb.internal");
+    let bad = env.cli(&["client", "list"]);
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
         stderr.contains("WARRANT_LIMITS__TRUSTED_PROXIES"),

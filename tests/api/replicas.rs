@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use warrant::configuration::Settings;
 use warrant::crypto::{Algorithm, MasterKey};
 use warrant::keys::{KeyManager, KeyPolicy};
 use warrant::storage::KeyState;
 
 use crate::helpers::{
-    TestApp, basic, postgres_url, spawn_app_with_env, spawn_replica, verify_independently,
+    TestApp, TestEnv, basic, postgres_url, spawn_app_with_env, spawn_replica, verify_independently,
 };
 
 const GRANT: &str = "grant_type=client_credentials";
@@ -52,7 +51,7 @@ async fn replicas_cross_verify_and_see_cli_changes_within_two_seconds() {
     ])
     .await;
     let b = spawn_replica(&a).await;
-    let client = crate::helpers::cli_create_client(&a.env);
+    let client = a.create_client_unannounced(&["--audience", "urn:a"]);
     let id = client.id.as_str();
     let authorization = basic(id, &client.secret);
     let limit = Duration::from_secs(2);
@@ -181,11 +180,10 @@ async fn a_rotation_race_between_replicas_has_exactly_one_winner() {
 #[ignore = "needs PostgreSQL: set WARRANT_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn replicas_started_together_on_an_empty_database_agree_on_one_key() {
     require_postgres();
-    let dir = tempfile::tempdir().unwrap();
-    let env = crate::helpers::test_env(&dir, &[]).await;
-    let settings = Settings::load_from(None, env).unwrap().settings;
+    let env = TestEnv::new(&[]).await;
+    let settings = env.settings();
     // Replicas share the master key (a file or WARRANT_MASTER_KEY).
-    MasterKey::load(&settings.master_key_file, true).unwrap();
+    MasterKey::load(&env.master_key_path(), true).unwrap();
 
     let (a, b) = tokio::join!(
         warrant::startup::Application::build(settings.clone()),
@@ -202,7 +200,7 @@ async fn replicas_started_together_on_an_empty_database_agree_on_one_key() {
     };
     assert!(signer(&a).is_some());
     assert_eq!(signer(&a), signer(&b));
-    let keys = warrant::storage::connect(settings.database_url.expose_secret())
+    let keys = warrant::storage::connect(&env.database_url())
         .await
         .unwrap()
         .list_keys(true)
@@ -295,17 +293,11 @@ async fn replica_behind_proxy(extra: &[(&str, &str)]) -> (TestApp, Proxy, TestAp
     let proxied = url.replace(host_port, &format!("127.0.0.1:{}", proxy.port));
     assert!(proxied.ends_with(db));
     let mut env = direct.env.clone();
-    env.retain(|(k, _)| k != "WARRANT_DATABASE_URL");
-    env.push(("WARRANT_DATABASE_URL".into(), proxied));
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let settings = Settings::load_from(None, env.clone()).unwrap().settings;
-    let mut app = crate::helpers::spawn_app_with(tempfile::tempdir().unwrap(), settings).await;
-    app.env = env;
-    (app, proxy, direct)
+    env.set("WARRANT_DATABASE_URL", &proxied);
+    for (name, value) in extra {
+        env.set(name, value);
+    }
+    (env.spawn().await, proxy, direct)
 }
 
 async fn until_ready(app: &TestApp, ready: bool, limit: Duration) {

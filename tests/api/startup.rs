@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{spawn_app_with, test_settings};
+use crate::helpers::{TestEnv, spawn_app};
 use warrant::startup::Application;
 
 #[cfg(unix)]
@@ -15,20 +15,18 @@ fn mode(path: &std::path::Path) -> u32 {
 #[cfg(unix)]
 #[tokio::test]
 async fn first_start_creates_a_private_master_key_and_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(&dir).await;
-    let app = spawn_app_with(dir, settings).await;
+    let app = spawn_app().await;
     assert_eq!(mode(&app.master_key_path()), 0o600);
-    assert_eq!(mode(&app.dir.path().join("keys")), 0o700);
+    assert_eq!(mode(&app.env.dir().join("keys")), 0o700);
     if crate::helpers::postgres_url().is_none() {
-        assert_eq!(mode(&app.dir.path().join("warrant.db")), 0o600);
+        assert_eq!(mode(&app.env.dir().join("warrant.db")), 0o600);
     }
 }
 
 #[tokio::test]
 async fn a_restart_signs_with_the_same_stored_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Application::build(test_settings(&dir).await).await.unwrap();
+    let env = TestEnv::new(&[]).await;
+    let first = Application::build(env.settings()).await.unwrap();
     let kid = first
         .registry()
         .snapshot()
@@ -37,7 +35,7 @@ async fn a_restart_signs_with_the_same_stored_key() {
         .kid()
         .to_owned();
     drop(first);
-    let second = Application::build(test_settings(&dir).await).await.unwrap();
+    let second = Application::build(env.settings()).await.unwrap();
     assert_eq!(
         second.registry().snapshot().default_signer().unwrap().kid(),
         kid
@@ -46,35 +44,29 @@ async fn a_restart_signs_with_the_same_stored_key() {
 
 #[tokio::test]
 async fn a_missing_master_key_is_a_startup_error_not_a_new_key() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(Application::build(test_settings(&dir).await).await.unwrap());
-    std::fs::remove_file(dir.path().join("keys/master.key")).unwrap();
+    let env = TestEnv::new(&[]).await;
+    drop(Application::build(env.settings()).await.unwrap());
+    std::fs::remove_file(env.master_key_path()).unwrap();
 
-    let err = Application::build(test_settings(&dir).await)
-        .await
-        .err()
-        .unwrap();
+    let err = Application::build(env.settings()).await.err().unwrap();
     assert!(err.to_string().contains("master key"), "{err}");
     assert!(
-        !dir.path().join("keys/master.key").exists(),
+        !env.master_key_path().exists(),
         "a new master key was created"
     );
 }
 
 #[tokio::test]
 async fn a_different_master_key_is_a_startup_error() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(Application::build(test_settings(&dir).await).await.unwrap());
-    let path = dir.path().join("keys/master.key");
+    let env = TestEnv::new(&[]).await;
+    drop(Application::build(env.settings()).await.unwrap());
+    let path = env.master_key_path();
     std::fs::remove_file(&path).unwrap();
     let other = tempfile::tempdir().unwrap();
     warrant::crypto::MasterKey::load(&other.path().join("k"), true).unwrap();
     std::fs::copy(other.path().join("k"), &path).unwrap();
 
-    let err = Application::build(test_settings(&dir).await)
-        .await
-        .err()
-        .unwrap();
+    let err = Application::build(env.settings()).await.err().unwrap();
     assert!(
         err.to_string().contains("sealed under master key"),
         "{err:#}"
@@ -167,26 +159,19 @@ fn sigterm_and_sigint_stop_the_server_with_exit_code_zero() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
-    let dir = tempfile::tempdir().unwrap();
     // Rotate every second, so kills land in the middle of rotations too.
-    let env = crate::helpers::test_env(
-        &dir,
-        &[
-            ("WARRANT_JWKS_MAX_AGE_SECS", "0"),
-            ("WARRANT_KEYS__PUBLICATION_MARGIN_SECS", "0"),
-            ("WARRANT_KEYS__ROTATION_PERIOD_SECS", "1"),
-            ("WARRANT_REFRESH_INTERVAL_MS", "50"),
-        ],
-    )
+    let env = TestEnv::new(&[
+        ("WARRANT_JWKS_MAX_AGE_SECS", "0"),
+        ("WARRANT_KEYS__PUBLICATION_MARGIN_SECS", "0"),
+        ("WARRANT_KEYS__ROTATION_PERIOD_SECS", "1"),
+        ("WARRANT_REFRESH_INTERVAL_MS", "50"),
+    ])
     .await;
-    let settings = warrant::configuration::Settings::load_from(None, env.clone())
-        .unwrap()
-        .settings;
     let http = reqwest::Client::new();
     let mut client: Option<crate::helpers::TestClient> = None;
     for round in 0..6u64 {
-        let (mut child, port) = crate::helpers::start_server(&env);
-        let client = client.get_or_insert_with(|| crate::helpers::cli_create_client(&env));
+        let (mut child, port) = env.start_server();
+        let client = client.get_or_insert_with(|| env.create_client_with(&[]));
         // Issue for a while (the first request may wait for the client to be
         // picked up), then kill at a moment that differs every round.
         let deadline = std::time::Instant::now() + Duration::from_millis(1200 + round * 170);
@@ -207,11 +192,7 @@ async fn kill_9_during_issuance_and_rotation_never_corrupts_the_database() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        crate::helpers::assert_database_whole(
-            settings.database_url.expose_secret(),
-            &format!("round {round}"),
-        )
-        .await;
+        crate::helpers::assert_database_whole(&env.database_url(), &format!("round {round}")).await;
     }
 }
 
@@ -263,10 +244,9 @@ async fn slow_clients_cannot_hold_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_before_exiting() {
     use std::io::{Read as _, Write as _};
-    let dir = tempfile::tempdir().unwrap();
-    let env = crate::helpers::test_env(&dir, &[]).await;
-    let (mut child, port) = crate::helpers::start_server(&env);
-    let client = crate::helpers::cli_create_client(&env);
+    let env = TestEnv::new(&[]).await;
+    let (mut child, port) = env.start_server();
+    let client = env.create_client_with(&[]);
     tokio::time::sleep(Duration::from_millis(300)).await; // picked up by the server
     let body = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
