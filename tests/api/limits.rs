@@ -58,10 +58,20 @@ async fn guessing_from_one_address_is_rate_limited_across_client_ids() {
 
 /// A wrong-secret request to the token endpoint with an X-Forwarded-For.
 async fn guess_via(app: &crate::helpers::TestApp, i: usize, forwarded_for: &str) -> u16 {
+    token_via(app, &format!("random-{i}"), "x", forwarded_for).await
+}
+
+/// A token request with Basic credentials and an X-Forwarded-For.
+async fn token_via(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    secret: &str,
+    forwarded_for: &str,
+) -> u16 {
     let request = app
         .token_request(reqwest::Method::POST)
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Authorization", basic(&format!("random-{i}"), "x"))
+        .header("Authorization", basic(id, secret))
         .header("X-Forwarded-For", forwarded_for)
         .body(GRANT);
     let response = app
@@ -202,26 +212,6 @@ async fn metrics_count_what_happened() {
         text.lines()
             .any(|l| l.starts_with("warrant_argon2_verifications_total "))
     );
-}
-
-/// A token request with Basic credentials from `forwarded_for` (the test is
-/// the trusted proxy).
-async fn token_via(
-    app: &crate::helpers::TestApp,
-    id: &str,
-    secret: &str,
-    forwarded_for: &str,
-) -> u16 {
-    let request = app
-        .token_request(reqwest::Method::POST)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Authorization", basic(id, secret))
-        .header("X-Forwarded-For", forwarded_for)
-        .body(GRANT);
-    let response = app
-        .send(reqwest::Method::POST, "/oauth/token", request)
-        .await;
-    response.status.as_u16()
 }
 
 #[tokio::test]
