@@ -1,4 +1,5 @@
-//! Parsed, validated values, and the access token claims made of them.
+//! Parsed, validated values, and the access token claims and signing keys
+//! made of them.
 //! Every untrusted string becomes one of these through `parse` before
 //! anything else looks at it.
 
@@ -6,12 +7,14 @@ mod access_token;
 mod audience;
 mod client;
 mod client_id;
+mod key;
 mod scope;
 
 pub use access_token::AccessTokenClaims;
 pub use audience::Audience;
 pub use client::{Client, GrantType};
 pub use client_id::ClientId;
+pub use key::{KeyId, KeyRecord, KeySetName, KeyState, jwk_set};
 pub use scope::{Scope, ScopeSet};
 
 /// Why a value was refused; the text is safe to show to the sender.

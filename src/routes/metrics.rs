@@ -60,8 +60,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         let _ = writeln!(
             gauges,
             "warrant_key_age_seconds{{kid=\"{}\",key_set=\"{}\",state=\"{}\"}} {}",
-            escape(&key.kid),
-            escape(&key.key_set),
+            escape(key.kid.as_str()),
+            escape(&key.set.to_string()),
             key.state.as_str(),
             now.saturating_sub(key.published_at)
         );
