@@ -8,52 +8,10 @@
 //! is destroyed. Each transition is one conditional database write, so when
 //! several processes race, one wins and the others find nothing to do.
 
-use std::fmt;
-
 use crate::configuration::Settings;
 use crate::crypto::{Algorithm, CryptoError, MasterKey, SigningKey, b64url};
-use crate::domain::Audience;
-use crate::storage::{KeyRecord, KeyState, Storage, StorageError};
-
-/// Keys rotate within a set: one per asymmetric algorithm, one per HS256
-/// audience.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum KeySet {
-    Asymmetric(Algorithm),
-    Hs256(Audience),
-}
-
-impl KeySet {
-    pub fn name(&self) -> String {
-        match self {
-            Self::Asymmetric(alg) => alg.as_str().to_owned(),
-            Self::Hs256(audience) => format!("HS256 {audience}"),
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.split_once(' ') {
-            Some(("HS256", audience)) => Audience::parse(audience).ok().map(Self::Hs256),
-            Some(_) => None,
-            None => Algorithm::parse(name)
-                .filter(|alg| !alg.is_symmetric())
-                .map(Self::Asymmetric),
-        }
-    }
-
-    pub fn alg(&self) -> Algorithm {
-        match self {
-            Self::Asymmetric(alg) => *alg,
-            Self::Hs256(_) => Algorithm::HS256,
-        }
-    }
-}
-
-impl fmt::Display for KeySet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
-    }
-}
+use crate::domain::{Audience, KeyId, KeyRecord, KeySetName, KeyState};
+use crate::storage::{Resealed, Storage, StorageError};
 
 /// The timings that make rotation safe, derived from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -84,13 +42,79 @@ impl KeyPolicy {
     /// When `next` may start signing; `None` for an HS256 secret that was
     /// never exported (no resource server can know it yet).
     pub fn safe_at(&self, next: &KeyRecord) -> Option<i64> {
-        let published = if next.key_set.starts_with("HS256 ") {
-            next.exported_at?
-        } else {
-            next.published_at
+        let published = match next.set {
+            KeySetName::Hs256(_) => next.exported_at?,
+            KeySetName::Asymmetric(_) => next.published_at,
         };
         Some(published.saturating_add(self.publication_delay))
     }
+
+    fn is_safe(&self, next: &KeyRecord, now: i64) -> bool {
+        self.safe_at(next).is_some_and(|at| at <= now)
+    }
+}
+
+/// A key transition that is due; [`plan`] decides, [`KeyManager::maintain`]
+/// carries it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Every token this `previous` key signed has expired.
+    Retire { kid: KeyId, set: KeySetName },
+    /// The set's `next` key becomes `current`.
+    Promote { set: KeySetName, next: KeyId },
+    /// The set rotates on a period but has no `next` key to rotate to.
+    PublishNext { set: KeySetName },
+}
+
+/// The transitions due at `now` among `keys` (one snapshot of every
+/// unretired key): expired `previous` keys retire; a `next` key that is
+/// safe to sign with is promoted when its promotion was scheduled, when its
+/// set has no `current` key yet, or when the current key's rotation period
+/// is over; and with a rotation period, an asymmetric set without a `next`
+/// key gets one. HS256 sets never get one on their own: a new secret is of
+/// no use until someone hands it to the resource server.
+pub fn plan(keys: &[KeyRecord], policy: &KeyPolicy, now: i64) -> Vec<Transition> {
+    let mut due: Vec<Transition> = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Previous && k.retire_after.is_some_and(|t| t <= now))
+        .map(|k| Transition::Retire {
+            kid: k.kid.clone(),
+            set: k.set.clone(),
+        })
+        .collect();
+    let mut sets: Vec<&KeySetName> = keys.iter().map(|k| &k.set).collect();
+    sets.sort_unstable_by_key(|set| set.to_string());
+    sets.dedup();
+    for set in sets {
+        let in_set = |state| keys.iter().find(|k| &k.set == set && k.state == state);
+        let current = in_set(KeyState::Current);
+        match in_set(KeyState::Next) {
+            Some(next) if policy.is_safe(next, now) => {
+                let scheduled = next.promote_at.is_some_and(|at| at <= now);
+                let period_over = match (current, policy.rotation_period) {
+                    (Some(current), Some(period)) => current
+                        .activated_at
+                        .is_some_and(|at| at.saturating_add(period) <= now),
+                    _ => false,
+                };
+                if scheduled || current.is_none() || period_over {
+                    due.push(Transition::Promote {
+                        set: set.clone(),
+                        next: next.kid.clone(),
+                    });
+                }
+            }
+            Some(_) => {}
+            None if current.is_some()
+                && policy.rotation_period.is_some()
+                && !set.alg().is_symmetric() =>
+            {
+                due.push(Transition::PublishNext { set: set.clone() });
+            }
+            None => {}
+        }
+    }
+    due
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,28 +141,28 @@ pub enum RotateMode {
 #[derive(Debug)]
 pub enum Rotation {
     Promoted {
-        current: String,
-        previous: Option<String>,
-        next: String,
+        current: KeyId,
+        previous: Option<KeyId>,
+        next: KeyId,
     },
     NotYetSafe {
-        next: String,
+        next: KeyId,
         safe_at: Option<i64>,
     },
     Scheduled {
-        next: String,
+        next: KeyId,
         at: i64,
     },
     /// The set had no `next` key; one is now published.
     PublishedNext {
-        next: String,
+        next: KeyId,
         safe_at: Option<i64>,
     },
 }
 
 /// One exported HS256 secret.
 pub struct ExportedSecret {
-    pub kid: String,
+    pub kid: KeyId,
     pub state: KeyState,
     pub secret_b64url: String,
 }
@@ -161,7 +185,7 @@ impl<'a> KeyManager<'a> {
     /// A new key for `set`, generated off the async workers and sealed.
     pub async fn new_record(
         &self,
-        set: &KeySet,
+        set: &KeySetName,
         state: KeyState,
         now: i64,
     ) -> Result<KeyRecord, KeyError> {
@@ -169,12 +193,13 @@ impl<'a> KeyManager<'a> {
         let (key, secret) = tokio::task::spawn_blocking(move || SigningKey::generate(alg))
             .await
             .map_err(|_| CryptoError("key generation task failed"))??;
+        let kid = KeyId::parse(key.kid()).map_err(|_| CryptoError("generated kid is invalid"))?;
         Ok(KeyRecord {
-            kid: key.kid().to_owned(),
-            key_set: set.name(),
-            alg: alg.as_str().to_owned(),
+            sealed_private_key: Some(self.master_key.seal(kid.as_bytes(), &secret)?),
+            kid,
+            set: set.clone(),
+            alg,
             state,
-            sealed_private_key: Some(self.master_key.seal(key.kid().as_bytes(), &secret)?),
             master_key_id: self.master_key.id().to_owned(),
             public_jwk: key.public_jwk().map(ToString::to_string),
             created_at: now,
@@ -189,9 +214,9 @@ impl<'a> KeyManager<'a> {
     /// First start: an RS256 key that signs at once (no verifier can have
     /// cached a JWKS without it) and a `next` key published behind it.
     pub async fn bootstrap(&self, now: i64) -> Result<(), KeyError> {
-        let set = KeySet::Asymmetric(Algorithm::RS256);
+        let set = KeySetName::Asymmetric(Algorithm::RS256);
         let keys = self.store.list_keys(true).await?;
-        if keys.iter().any(|k| k.key_set == set.name()) {
+        if keys.iter().any(|k| k.set == set) {
             return Ok(());
         }
         for state in [KeyState::Current, KeyState::Next] {
@@ -209,7 +234,7 @@ impl<'a> KeyManager<'a> {
     }
 
     /// Publishes a new `next` key for `set`.
-    pub async fn generate(&self, set: &KeySet, now: i64) -> Result<KeyRecord, KeyError> {
+    pub async fn generate(&self, set: &KeySetName, now: i64) -> Result<KeyRecord, KeyError> {
         if let Some(next) = self.find(set, KeyState::Next).await? {
             return Err(KeyError::Refused(format!(
                 "key set {set} already has a next key ({}); rotate or retire it first",
@@ -226,19 +251,18 @@ impl<'a> KeyManager<'a> {
         }
     }
 
-    async fn find(&self, set: &KeySet, state: KeyState) -> Result<Option<KeyRecord>, KeyError> {
-        let name = set.name();
+    async fn find(&self, set: &KeySetName, state: KeyState) -> Result<Option<KeyRecord>, KeyError> {
         Ok(self
             .store
             .list_keys(false)
             .await?
             .into_iter()
-            .find(|k| k.key_set == name && k.state == state))
+            .find(|k| &k.set == set && k.state == state))
     }
 
     pub async fn rotate(
         &self,
-        set: &KeySet,
+        set: &KeySetName,
         mode: RotateMode,
         now: i64,
     ) -> Result<Rotation, KeyError> {
@@ -279,13 +303,18 @@ impl<'a> KeyManager<'a> {
         }
     }
 
-    async fn promote(&self, set: &KeySet, next_kid: &str, now: i64) -> Result<Rotation, KeyError> {
+    async fn promote(
+        &self,
+        set: &KeySetName,
+        next_kid: &KeyId,
+        now: i64,
+    ) -> Result<Rotation, KeyError> {
         let previous = self.find(set, KeyState::Current).await?.map(|k| k.kid);
         let fresh = self.new_record(set, KeyState::Next, now).await?;
         let retire_after = now.saturating_add(self.policy.retire_delay);
         if !self
             .store
-            .promote(&set.name(), next_kid, now, retire_after, Some(&fresh))
+            .promote(set, next_kid, now, retire_after, Some(&fresh))
             .await?
         {
             return Err(KeyError::Refused(format!(
@@ -293,7 +322,7 @@ impl<'a> KeyManager<'a> {
             )));
         }
         Ok(Rotation::Promoted {
-            current: next_kid.to_owned(),
+            current: next_kid.clone(),
             previous,
             next: fresh.kid,
         })
@@ -301,9 +330,9 @@ impl<'a> KeyManager<'a> {
 
     /// Retires a `next` or `previous` key. A `previous` key that may still
     /// verify live tokens needs `force`; the `current` key cannot be retired.
-    pub async fn retire(&self, kid: &str, force: bool, now: i64) -> Result<(), KeyError> {
+    pub async fn retire(&self, kid: &KeyId, force: bool, now: i64) -> Result<(), KeyError> {
         let keys = self.store.list_keys(false).await?;
-        let Some(key) = keys.iter().find(|k| k.kid == kid) else {
+        let Some(key) = keys.iter().find(|k| &k.kid == kid) else {
             return Err(KeyError::Refused(format!(
                 "no published key with kid {kid}"
             )));
@@ -312,7 +341,7 @@ impl<'a> KeyManager<'a> {
             KeyState::Current => {
                 return Err(KeyError::Refused(format!(
                     "{kid} is the current key of {}: rotate first",
-                    key.key_set
+                    key.set
                 )));
             }
             KeyState::Previous if !force && key.retire_after.is_some_and(|t| t > now) => {
@@ -332,63 +361,28 @@ impl<'a> KeyManager<'a> {
         Ok(())
     }
 
-    /// The transitions that are due at `now`, given the stored keys:
-    /// retire expired `previous` keys, promote scheduled or first keys and,
-    /// with a rotation period, rotate old `current` keys and keep a `next`
-    /// key published. Returns what it did, for the log.
+    /// Carries out the transitions [`plan`] finds due among `keys`.
+    /// Returns what it did, for the log; a transition another process made
+    /// first is skipped.
     pub async fn maintain(&self, keys: &[KeyRecord], now: i64) -> Result<Vec<String>, KeyError> {
         let mut done = Vec::new();
-        for key in keys {
-            if key.state == KeyState::Previous
-                && key.retire_after.is_some_and(|t| t <= now)
-                && self.store.retire_key(&key.kid, now).await?
-            {
-                done.push(format!("retired {} of {}", key.kid, key.key_set));
-            }
-        }
-        let mut sets: Vec<&str> = keys.iter().map(|k| k.key_set.as_str()).collect();
-        sets.sort_unstable();
-        sets.dedup();
-        for name in sets {
-            let Some(set) = KeySet::parse(name) else {
-                continue;
-            };
-            let in_set = |state| keys.iter().find(|k| k.key_set == name && k.state == state);
-            let current = in_set(KeyState::Current);
-            match in_set(KeyState::Next) {
-                Some(next) => {
-                    let safe = self.policy.safe_at(next).is_some_and(|at| at <= now);
-                    let scheduled = next.promote_at.is_some_and(|at| at <= now);
-                    let period_over = match (current, self.policy.rotation_period) {
-                        (Some(current), Some(period)) => current
-                            .activated_at
-                            .is_some_and(|at| at.saturating_add(period) <= now),
-                        _ => false,
-                    };
-                    if safe && (scheduled || current.is_none() || period_over) {
-                        match self.promote(&set, &next.kid, now).await {
-                            Ok(_) => {
-                                done.push(format!("promoted {} to current in {set}", next.kid))
-                            }
-                            // Another process did it; nothing left to do.
-                            Err(KeyError::Refused(_)) => {}
-                            Err(e) => return Err(e),
-                        }
+        for transition in plan(keys, &self.policy, now) {
+            match transition {
+                Transition::Retire { kid, set } => {
+                    if self.store.retire_key(&kid, now).await? {
+                        done.push(format!("retired {kid} of {set}"));
                     }
                 }
-                None if current.is_some()
-                    && self.policy.rotation_period.is_some()
-                    && !set.alg().is_symmetric() =>
-                {
-                    match self.generate(&set, now).await {
-                        Ok(record) => {
-                            done.push(format!("published next key {} in {set}", record.kid))
-                        }
-                        Err(KeyError::Refused(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                None => {}
+                Transition::Promote { set, next } => match self.promote(&set, &next, now).await {
+                    Ok(_) => done.push(format!("promoted {next} to current in {set}")),
+                    Err(KeyError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                },
+                Transition::PublishNext { set } => match self.generate(&set, now).await {
+                    Ok(record) => done.push(format!("published next key {} in {set}", record.kid)),
+                    Err(KeyError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                },
             }
         }
         Ok(done)
@@ -401,14 +395,14 @@ impl<'a> KeyManager<'a> {
         audience: &Audience,
         now: i64,
     ) -> Result<Vec<ExportedSecret>, KeyError> {
-        let name = KeySet::Hs256(audience.clone()).name();
+        let set = KeySetName::Hs256(audience.clone());
         let mut secrets = Vec::new();
         for key in self
             .store
             .list_keys(false)
             .await?
             .into_iter()
-            .filter(|k| k.key_set == name)
+            .filter(|k| k.set == set)
         {
             let sealed = key
                 .sealed_private_key
@@ -426,7 +420,7 @@ impl<'a> KeyManager<'a> {
                 "no HS256 keys for {audience}: `warrant keys generate --alg HS256 --audience {audience}` first"
             )));
         }
-        self.store.mark_exported(&name, now).await?;
+        self.store.mark_exported(&set, now).await?;
         Ok(secrets)
     }
 
@@ -446,13 +440,179 @@ impl<'a> KeyManager<'a> {
                 )));
             }
             let plain = self.master_key.open(key.kid.as_bytes(), private)?;
-            sealed.push((
-                key.kid.clone(),
-                new.seal(key.kid.as_bytes(), &plain)?,
-                new.id().to_owned(),
-            ));
+            sealed.push(Resealed {
+                sealed_private_key: new.seal(key.kid.as_bytes(), &plain)?,
+                kid: key.kid,
+                master_key_id: new.id().to_owned(),
+            });
         }
         self.store.reseal_keys(&sealed).await?;
         Ok(sealed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000_000;
+
+    fn policy(rotation_period: Option<i64>) -> KeyPolicy {
+        KeyPolicy {
+            publication_delay: 100,
+            retire_delay: 1000,
+            rotation_period,
+        }
+    }
+
+    fn rs256() -> KeySetName {
+        KeySetName::Asymmetric(Algorithm::RS256)
+    }
+
+    fn hs256() -> KeySetName {
+        KeySetName::Hs256(Audience::parse("https://orders.example").unwrap())
+    }
+
+    fn key(kid: &str, set: &KeySetName, state: KeyState) -> KeyRecord {
+        KeyRecord {
+            kid: KeyId::parse(kid).unwrap(),
+            set: set.clone(),
+            alg: set.alg(),
+            state,
+            sealed_private_key: Some(vec![0; 8]),
+            master_key_id: "m".to_owned(),
+            public_jwk: None,
+            created_at: 0,
+            published_at: 0,
+            activated_at: (state == KeyState::Current).then_some(0),
+            retire_after: None,
+            promote_at: None,
+            exported_at: None,
+        }
+    }
+
+    /// A `next` key published `age` seconds ago.
+    fn next(kid: &str, set: &KeySetName, age: i64) -> KeyRecord {
+        let mut next = key(kid, set, KeyState::Next);
+        next.published_at = NOW - age;
+        next
+    }
+
+    fn promote(set: &KeySetName, kid: &str) -> Transition {
+        Transition::Promote {
+            set: set.clone(),
+            next: KeyId::parse(kid).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_previous_key_retires_once_its_tokens_expired_and_not_before() {
+        let mut previous = key("p", &rs256(), KeyState::Previous);
+        previous.retire_after = Some(NOW);
+        let keys = [key("c", &rs256(), KeyState::Current), previous.clone()];
+        assert_eq!(
+            plan(&keys, &policy(None), NOW),
+            [Transition::Retire {
+                kid: previous.kid.clone(),
+                set: rs256()
+            }]
+        );
+        assert_eq!(plan(&keys, &policy(None), NOW - 1), []);
+    }
+
+    #[test]
+    fn a_scheduled_promotion_happens_when_due_and_safe() {
+        let mut scheduled = next("n", &rs256(), 100);
+        scheduled.promote_at = Some(NOW);
+        let keys = [key("c", &rs256(), KeyState::Current), scheduled];
+        assert_eq!(plan(&keys, &policy(None), NOW), [promote(&rs256(), "n")]);
+        assert_eq!(plan(&keys, &policy(None), NOW - 1), []);
+    }
+
+    #[test]
+    fn an_unscheduled_next_key_waits_while_the_current_one_signs() {
+        let keys = [
+            key("c", &rs256(), KeyState::Current),
+            next("n", &rs256(), 10_000),
+        ];
+        assert_eq!(plan(&keys, &policy(None), NOW), []);
+    }
+
+    #[test]
+    fn the_first_key_of_a_new_set_is_promoted_once_safe() {
+        let es256 = KeySetName::Asymmetric(Algorithm::ES256);
+        let keys = [
+            key("c", &rs256(), KeyState::Current),
+            next("n", &es256, 100),
+        ];
+        assert_eq!(plan(&keys, &policy(None), NOW), [promote(&es256, "n")]);
+        let young = [next("n", &es256, 99)];
+        assert_eq!(plan(&young, &policy(None), NOW), []);
+    }
+
+    #[test]
+    fn a_rotation_period_rotates_only_to_a_safe_next_key() {
+        let mut current = key("c", &rs256(), KeyState::Current);
+        current.activated_at = Some(NOW - 500);
+        let safe = [current.clone(), next("n", &rs256(), 100)];
+        assert_eq!(
+            plan(&safe, &policy(Some(500)), NOW),
+            [promote(&rs256(), "n")]
+        );
+        assert_eq!(plan(&safe, &policy(Some(501)), NOW), []);
+        let unsafe_next = [current, next("n", &rs256(), 99)];
+        assert_eq!(plan(&unsafe_next, &policy(Some(500)), NOW), []);
+    }
+
+    #[test]
+    fn a_rotation_period_publishes_a_next_key_for_asymmetric_sets_only() {
+        let keys = [
+            key("c", &rs256(), KeyState::Current),
+            key("h", &hs256(), KeyState::Current),
+        ];
+        assert_eq!(
+            plan(&keys, &policy(Some(500)), NOW),
+            [Transition::PublishNext { set: rs256() }]
+        );
+        assert_eq!(plan(&keys, &policy(None), NOW), []);
+    }
+
+    #[test]
+    fn nothing_is_promoted_before_it_is_safe() {
+        // Scheduled, first of its set and past the period, but published
+        // too recently.
+        let mut current = key("c", &rs256(), KeyState::Current);
+        current.activated_at = Some(0);
+        let mut young = next("n", &rs256(), 99);
+        young.promote_at = Some(NOW - 1);
+        assert_eq!(plan(&[current, young], &policy(Some(1)), NOW), []);
+        // An HS256 secret never exported is never safe, however old.
+        let hs = [next("h", &hs256(), 10_000)];
+        assert_eq!(plan(&hs, &policy(None), NOW), []);
+        let mut exported = next("h", &hs256(), 10_000);
+        exported.exported_at = Some(NOW - 100);
+        assert_eq!(
+            plan(&[exported], &policy(None), NOW),
+            [promote(&hs256(), "h")]
+        );
+    }
+
+    #[test]
+    fn retirements_come_first_then_sets_in_name_order() {
+        let es256 = KeySetName::Asymmetric(Algorithm::ES256);
+        let mut previous = key("p", &rs256(), KeyState::Previous);
+        previous.retire_after = Some(0);
+        let keys = [next("r", &rs256(), 100), next("e", &es256, 100), previous];
+        assert_eq!(
+            plan(&keys, &policy(None), NOW),
+            [
+                Transition::Retire {
+                    kid: KeyId::parse("p").unwrap(),
+                    set: rs256()
+                },
+                promote(&es256, "e"),
+                promote(&rs256(), "r"),
+            ]
+        );
     }
 }

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use warrant::cli::{
-    Cli, Command, client_command, keys_command, migrate_command, serve_command, verify_command,
-};
+use warrant::cli::{self, Cli, Command};
 use warrant::configuration::Settings;
 use warrant::telemetry;
 
@@ -30,17 +28,15 @@ async fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     let result = match cli.command {
-        Command::Serve => serve_command(loaded.settings).await,
-        Command::Migrate => migrate_command(loaded.settings).await,
-        Command::Verify { token, audience } => {
-            match verify_command(loaded.settings, &token, audience).await {
-                Ok(true) => Ok(()),
-                Ok(false) => return ExitCode::FAILURE,
-                Err(e) => Err(e),
-            }
-        }
-        Command::Client(command) => client_command(loaded.settings, command).await,
-        Command::Keys(command) => keys_command(loaded.settings, command).await,
+        Command::Serve => cli::serve_command(loaded.settings).await,
+        Command::Migrate => cli::migrate_command(loaded.settings).await,
+        Command::Verify(args) => match cli::verify::exec(loaded.settings, args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::Client(command) => cli::client::exec(loaded.settings, command).await,
+        Command::Keys(command) => cli::keys::exec(loaded.settings, command).await,
     };
     // Every log line out before the final message.
     drop(logs);

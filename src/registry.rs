@@ -16,16 +16,16 @@ use actix_web::web::Bytes;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::crypto::{Algorithm, CryptoError, MasterKey, SigningKey};
-use crate::domain::{Audience, Client, ClientId};
-use crate::keys::{KeyError, KeyManager, KeyPolicy, KeySet};
-use crate::storage::{KeyRecord, KeyState, Storage, StorageError};
+use crate::domain::{Audience, Client, ClientId, KeyId, KeyRecord, KeySetName, KeyState, jwk_set};
+use crate::keys::{KeyError, KeyManager, KeyPolicy};
+use crate::storage::{Storage, StorageError};
 
 /// What the hot path sees; never mutated, only replaced.
 pub struct Snapshot {
     marker: i64,
     clients: HashMap<ClientId, Arc<Client>>,
     /// Parsed private keys by kid, kept so a reload re-parses only new keys.
-    keys: HashMap<String, Arc<SigningKey>>,
+    keys: HashMap<KeyId, Arc<SigningKey>>,
     /// The stored key rows (private halves still sealed), for maintenance.
     records: Vec<KeyRecord>,
     /// The current key of each asymmetric set.
@@ -73,12 +73,12 @@ pub enum RegistryError {
          use the master key this database was created with"
     )]
     WrongMasterKey {
-        kid: String,
+        kid: KeyId,
         sealed_under: String,
         loaded: String,
     },
     #[error("signing key {kid}: {reason}")]
-    BadKey { kid: String, reason: String },
+    BadKey { kid: KeyId, reason: String },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error(transparent)]
@@ -274,26 +274,24 @@ impl Registry {
                     }
                 },
             };
+            // The JWK of the key as opened, not the stored one: what we
+            // publish is what signs.
             if let Some(jwk) = key.public_jwk() {
                 published.push(jwk.clone());
             }
             if record.state == KeyState::Current {
-                match KeySet::parse(&record.key_set) {
-                    Some(KeySet::Hs256(audience)) => {
-                        audience_signers.insert(audience, Arc::clone(&key));
+                match &record.set {
+                    KeySetName::Hs256(audience) => {
+                        audience_signers.insert(audience.clone(), Arc::clone(&key));
                     }
-                    Some(KeySet::Asymmetric(alg)) => {
-                        signers.insert(alg, Arc::clone(&key));
-                    }
-                    None => {
-                        tracing::error!(kid = %record.kid, set = %record.key_set, "unknown key set")
+                    KeySetName::Asymmetric(alg) => {
+                        signers.insert(*alg, Arc::clone(&key));
                     }
                 }
             }
             keys.insert(record.kid.clone(), key);
         }
-        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
-            .map_err(|_| CryptoError("cannot serialize the JWKS"))?;
+        let jwks = jwk_set(published).map_err(|_| CryptoError("cannot serialize the JWKS"))?;
         Ok(Snapshot {
             marker,
             clients,
@@ -310,7 +308,6 @@ impl Registry {
             kid: record.kid.clone(),
             reason: reason.to_owned(),
         };
-        let alg = Algorithm::parse(&record.alg).ok_or_else(|| bad("unsupported algorithm"))?;
         let sealed = record
             .sealed_private_key
             .as_deref()
@@ -336,8 +333,9 @@ impl Registry {
         let secret = master_key
             .open(record.kid.as_bytes(), sealed)
             .map_err(|e| bad(e.0))?;
-        let key = SigningKey::from_secret(alg, Some(&record.kid), &secret).map_err(|e| bad(e.0))?;
-        if key.kid() != record.kid {
+        let key = SigningKey::from_secret(record.alg, Some(record.kid.as_str()), &secret)
+            .map_err(|e| bad(e.0))?;
+        if record.kid != key.kid() {
             return Err(bad("private key does not match its kid"));
         }
         Ok(key)

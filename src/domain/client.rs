@@ -73,23 +73,6 @@ impl Client {
     pub fn may_use(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
-
-    /// The view shown by the CLI: everything but the secret hash.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "client_id": self.id.as_str(),
-            "name": self.name,
-            "scope": self.scopes.to_string(),
-            "audiences": self.audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
-            "grant_types": self.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-            "signing_alg": self.signing_alg.as_str(),
-            "token_ttl_secs": self.token_ttl_secs,
-            "quota_per_minute": self.quota_per_minute,
-            "enabled": self.enabled,
-            "created_at": crate::clock::rfc3339(self.created_at),
-            "updated_at": crate::clock::rfc3339(self.updated_at),
-        })
-    }
 }
 
 impl fmt::Debug for Client {

@@ -1,4 +1,5 @@
-//! Parsed, validated values, and the access token claims made of them.
+//! Parsed, validated values, and the access token claims and signing keys
+//! made of them.
 //! Every untrusted string becomes one of these through `parse` before
 //! anything else looks at it.
 
@@ -7,6 +8,7 @@ mod audience;
 mod client;
 mod client_id;
 mod grant;
+mod key;
 mod scope;
 
 pub use access_token::AccessTokenClaims;
@@ -14,6 +16,7 @@ pub use audience::Audience;
 pub use client::{Client, GrantType};
 pub use client_id::ClientId;
 pub use grant::{Grant, GrantError};
+pub use key::{KeyId, KeyRecord, KeySetName, KeyState, jwk_set};
 pub use scope::{Scope, ScopeSet};
 
 /// Why a value was refused; the text is safe to show to the sender.

@@ -69,11 +69,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Kind::Gauge,
     );
     for key in registry.snapshot().key_records() {
+        let set = key.set.to_string();
         out.sample(
             "warrant_key_age_seconds",
             &[
-                ("kid", &key.kid),
-                ("key_set", &key.key_set),
+                ("kid", key.kid.as_str()),
+                ("key_set", &set),
                 ("state", key.state.as_str()),
             ],
             now.saturating_sub(key.published_at),

@@ -10,60 +10,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Client, ClientId};
+use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
 
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
-
-/// A signing key as stored: public half in clear, private half sealed.
-#[derive(Clone)]
-pub struct KeyRecord {
-    pub kid: String,
-    /// "RS256", "ES256", "EdDSA", or "HS256 <audience>".
-    pub key_set: String,
-    pub alg: String,
-    pub state: KeyState,
-    /// `nonce || ciphertext || tag` under the master key; `None` once retired.
-    pub sealed_private_key: Option<Vec<u8>>,
-    pub master_key_id: String,
-    /// The public JWK; `None` for HS256.
-    pub public_jwk: Option<String>,
-    pub created_at: i64,
-    pub published_at: i64,
-    pub activated_at: Option<i64>,
-    pub retire_after: Option<i64>,
-    pub promote_at: Option<i64>,
-    pub exported_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    Next,
-    Current,
-    Previous,
-    Retired,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Next => "next",
-            Self::Current => "current",
-            Self::Previous => "previous",
-            Self::Retired => "retired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "next" => Self::Next,
-            "current" => Self::Current,
-            "previous" => Self::Previous,
-            "retired" => Self::Retired,
-            _ => return None,
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -181,11 +131,18 @@ pub trait Storage: Send + Sync {
     async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError>;
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError>;
     /// Returns false when no such client exists.
-    async fn set_client_enabled(&self, id: &ClientId, enabled: bool) -> Result<bool, StorageError>;
+    async fn set_client_enabled(
+        &self,
+        id: &ClientId,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool, StorageError>;
     /// Returns false when no such client exists.
     async fn delete_client(&self, id: &ClientId) -> Result<bool, StorageError>;
 
-    /// Keys, oldest first; retired ones only when asked.
+    /// Keys, oldest first; retired ones only when asked. One corrupt row
+    /// fails the whole list: a key set read without one of its keys could
+    /// be rotated or bootstrapped twice.
     async fn list_keys(&self, include_retired: bool) -> Result<Vec<KeyRecord>, StorageError>;
     /// True when any key, even retired, was ever stored: its master key
     /// must then already exist.
@@ -200,22 +157,28 @@ pub trait Storage: Send + Sync {
     /// (another process rotated first).
     async fn promote(
         &self,
-        key_set: &str,
-        next_kid: &str,
+        set: &KeySetName,
+        next_kid: &KeyId,
         now: i64,
         retire_after: i64,
         fresh_next: Option<&KeyRecord>,
     ) -> Result<bool, StorageError>;
     /// Schedules the promotion of a `next` key; false if it is not `next`.
-    async fn schedule_promotion(&self, kid: &str, at: i64) -> Result<bool, StorageError>;
+    async fn schedule_promotion(&self, kid: &KeyId, at: i64) -> Result<bool, StorageError>;
     /// Retires a `next` or `previous` key and destroys its private half;
     /// false if no such key is in one of those states.
-    async fn retire_key(&self, kid: &str, now: i64) -> Result<bool, StorageError>;
+    async fn retire_key(&self, kid: &KeyId, now: i64) -> Result<bool, StorageError>;
     /// Records that the set's secrets were handed out.
-    async fn mark_exported(&self, key_set: &str, now: i64) -> Result<(), StorageError>;
-    /// Replaces sealed private keys (kid, sealed, master key id) in one
-    /// transaction.
-    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError>;
+    async fn mark_exported(&self, set: &KeySetName, now: i64) -> Result<(), StorageError>;
+    /// Replaces sealed private keys in one transaction.
+    async fn reseal_keys(&self, sealed: &[Resealed]) -> Result<(), StorageError>;
+}
+
+/// A private key sealed again, under the master key `master_key_id`.
+pub struct Resealed {
+    pub kid: KeyId,
+    pub sealed_private_key: Vec<u8>,
+    pub master_key_id: String,
 }
 
 /// The backend a database URL names.

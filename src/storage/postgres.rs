@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow};
-use super::{KeyRecord, Storage, StorageError, unique_violation};
-use crate::domain::{Client, ClientId};
+use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues};
+use super::{Resealed, Storage, StorageError, unique_violation};
+use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
 
 /// PostgreSQL, for several replicas sharing one database.
 pub struct PostgresStorage {
@@ -107,13 +107,18 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
-    async fn set_client_enabled(&self, id: &ClientId, enabled: bool) -> Result<bool, StorageError> {
+    async fn set_client_enabled(
+        &self,
+        id: &ClientId,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool, StorageError> {
         let result = sqlx::query(
             "UPDATE clients SET enabled = $1, version = version + 1, updated_at = $2 \
              WHERE client_id = $3",
         )
         .bind(enabled)
-        .bind(crate::clock::unix_now())
+        .bind(now)
         .bind(id.as_str())
         .execute(&self.pool)
         .await?;
@@ -152,8 +157,8 @@ impl Storage for PostgresStorage {
 
     async fn promote(
         &self,
-        key_set: &str,
-        next_kid: &str,
+        set: &KeySetName,
+        next_kid: &KeyId,
         now: i64,
         retire_after: i64,
         fresh_next: Option<&KeyRecord>,
@@ -164,8 +169,8 @@ impl Storage for PostgresStorage {
         let is_next: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM signing_keys WHERE kid = $1 AND key_set = $2 AND state = 'next' FOR UPDATE",
         )
-        .bind(next_kid)
-        .bind(key_set)
+        .bind(next_kid.as_str())
+        .bind(set.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         if is_next.is_none() {
@@ -176,7 +181,7 @@ impl Storage for PostgresStorage {
              WHERE key_set = $2 AND state = 'current'",
         )
         .bind(retire_after)
-        .bind(key_set)
+        .bind(set.to_string())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -184,7 +189,7 @@ impl Storage for PostgresStorage {
              WHERE kid = $2",
         )
         .bind(now)
-        .bind(next_kid)
+        .bind(next_kid.as_str())
         .execute(&mut *tx)
         .await?;
         if let Some(fresh) = fresh_next {
@@ -194,51 +199,51 @@ impl Storage for PostgresStorage {
         Ok(true)
     }
 
-    async fn schedule_promotion(&self, kid: &str, at: i64) -> Result<bool, StorageError> {
+    async fn schedule_promotion(&self, kid: &KeyId, at: i64) -> Result<bool, StorageError> {
         let result = sqlx::query(
             "UPDATE signing_keys SET promote_at = $1 WHERE kid = $2 AND state = 'next'",
         )
         .bind(at)
-        .bind(kid)
+        .bind(kid.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn retire_key(&self, kid: &str, now: i64) -> Result<bool, StorageError> {
+    async fn retire_key(&self, kid: &KeyId, now: i64) -> Result<bool, StorageError> {
         let result = sqlx::query(
             "UPDATE signing_keys SET state = 'retired', private_key = NULL, \
              retire_after = LEAST(COALESCE(retire_after, $1), $1), promote_at = NULL \
              WHERE kid = $2 AND state IN ('next', 'previous')",
         )
         .bind(now)
-        .bind(kid)
+        .bind(kid.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn mark_exported(&self, key_set: &str, now: i64) -> Result<(), StorageError> {
+    async fn mark_exported(&self, set: &KeySetName, now: i64) -> Result<(), StorageError> {
         sqlx::query(
             "UPDATE signing_keys SET exported_at = $1 WHERE key_set = $2 AND state <> 'retired'",
         )
         .bind(now)
-        .bind(key_set)
+        .bind(set.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError> {
+    async fn reseal_keys(&self, sealed: &[Resealed]) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
-        for (kid, private_key, master_key_id) in sealed {
+        for resealed in sealed {
             sqlx::query(
                 "UPDATE signing_keys SET private_key = $1, master_key_id = $2 \
                  WHERE kid = $3 AND private_key IS NOT NULL",
             )
-            .bind(private_key)
-            .bind(master_key_id)
-            .bind(kid)
+            .bind(&resealed.sealed_private_key)
+            .bind(&resealed.master_key_id)
+            .bind(resealed.kid.as_str())
             .execute(&mut *tx)
             .await?;
         }
@@ -248,15 +253,16 @@ impl Storage for PostgresStorage {
 }
 
 async fn insert_key(conn: &mut PgConnection, key: &KeyRecord) -> Result<(), StorageError> {
+    let values = KeyValues::of(key);
     let sql = format!(
         "INSERT INTO signing_keys ({KEY_COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&key.kid)
-        .bind(&key.key_set)
-        .bind(&key.alg)
-        .bind(key.state.as_str())
+        .bind(values.kid)
+        .bind(values.key_set)
+        .bind(values.alg)
+        .bind(values.state)
         .bind(&key.sealed_private_key)
         .bind(&key.master_key_id)
         .bind(&key.public_jwk)

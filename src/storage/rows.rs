@@ -3,9 +3,11 @@
 
 use secrecy::SecretString;
 
-use super::{KeyRecord, KeyState, StorageError};
+use super::StorageError;
 use crate::crypto::Algorithm;
-use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use crate::domain::{
+    Audience, Client, ClientId, GrantType, KeyId, KeyRecord, KeySetName, KeyState, ScopeSet,
+};
 
 pub const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, scopes, audiences, grant_types, \
      signing_alg, token_ttl_secs, quota_per_minute, enabled, version, created_at, updated_at";
@@ -111,14 +113,22 @@ impl TryFrom<KeyRow> for KeyRecord {
     type Error = StorageError;
 
     fn try_from(row: KeyRow) -> Result<Self, StorageError> {
-        let state = KeyState::parse(&row.state).ok_or_else(|| {
-            StorageError::Corrupt(format!("key {:?}: unknown state {:?}", row.kid, row.state))
-        })?;
+        let corrupt = |what: String| StorageError::Corrupt(format!("key {:?}: {what}", row.kid));
+        let set = KeySetName::parse(&row.key_set)
+            .map_err(|e| corrupt(format!("key set {:?}: {e}", row.key_set)))?;
+        let alg = Algorithm::parse(&row.alg)
+            .ok_or_else(|| corrupt(format!("unknown alg {:?}", row.alg)))?;
+        if alg != set.alg() {
+            return Err(corrupt(format!(
+                "alg {alg} does not belong to key set {set}"
+            )));
+        }
         Ok(KeyRecord {
-            kid: row.kid,
-            key_set: row.key_set,
-            alg: row.alg,
-            state,
+            kid: KeyId::parse(&row.kid).map_err(|e| corrupt(e.0.to_owned()))?,
+            set,
+            alg,
+            state: KeyState::parse(&row.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", row.state)))?,
             sealed_private_key: row.private_key,
             master_key_id: row.master_key_id,
             public_jwk: row.public_jwk,
@@ -129,5 +139,88 @@ impl TryFrom<KeyRow> for KeyRecord {
             promote_at: row.promote_at,
             exported_at: row.exported_at,
         })
+    }
+}
+
+/// The column values of a key that are not stored as they are in memory.
+pub struct KeyValues {
+    pub kid: String,
+    pub key_set: String,
+    pub alg: &'static str,
+    pub state: &'static str,
+}
+
+impl KeyValues {
+    pub fn of(key: &KeyRecord) -> Self {
+        Self {
+            kid: key.kid.to_string(),
+            key_set: key.set.to_string(),
+            alg: key.alg.as_str(),
+            state: key.state.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kid: &str, key_set: &str, alg: &str, state: &str) -> KeyRow {
+        KeyRow {
+            kid: kid.to_owned(),
+            key_set: key_set.to_owned(),
+            alg: alg.to_owned(),
+            state: state.to_owned(),
+            private_key: None,
+            master_key_id: "m".to_owned(),
+            public_jwk: None,
+            created_at: 1,
+            published_at: 1,
+            activated_at: None,
+            retire_after: None,
+            promote_at: None,
+            exported_at: None,
+        }
+    }
+
+    fn corrupt(row: KeyRow) -> String {
+        match KeyRecord::try_from(row) {
+            Err(StorageError::Corrupt(message)) => message,
+            Err(e) => panic!("not reported as corrupt: {e}"),
+            Ok(record) => panic!("accepted {record:?}"),
+        }
+    }
+
+    #[test]
+    fn key_rows_parse_into_typed_records() {
+        let record =
+            KeyRecord::try_from(row("k1", "HS256 https://orders.example", "HS256", "next"))
+                .unwrap();
+        assert!(record.kid == "k1");
+        assert_eq!(
+            record.set,
+            KeySetName::Hs256(Audience::parse("https://orders.example").unwrap())
+        );
+        assert_eq!(record.alg, Algorithm::HS256);
+        assert_eq!(record.state, KeyState::Next);
+        let values = KeyValues::of(&record);
+        assert_eq!(
+            (
+                values.kid.as_str(),
+                values.key_set.as_str(),
+                values.alg,
+                values.state
+            ),
+            ("k1", "HS256 https://orders.example", "HS256", "next")
+        );
+    }
+
+    #[test]
+    fn corrupt_key_rows_say_which_key_and_what_is_wrong() {
+        assert!(corrupt(row("k1", "RS256", "RS256", "active")).contains("unknown state"));
+        assert!(corrupt(row("k1", "RS512", "RS256", "current")).contains("key set \"RS512\""));
+        assert!(corrupt(row("k1", "RS256", "none", "current")).contains("unknown alg"));
+        assert!(corrupt(row("k1", "ES256", "RS256", "current")).contains("does not belong"));
+        assert!(corrupt(row("k 1", "RS256", "RS256", "current")).starts_with("key \"k 1\""));
     }
 }

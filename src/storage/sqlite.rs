@@ -10,9 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, Sqlite};
 
-use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow};
-use super::{KeyRecord, Storage, StorageError, unique_violation};
-use crate::domain::{Client, ClientId};
+use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues};
+use super::{Resealed, Storage, StorageError, unique_violation};
+use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
 
 /// The embedded default: one SQLite file in WAL mode.
 pub struct SqliteStorage {
@@ -130,13 +130,18 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn set_client_enabled(&self, id: &ClientId, enabled: bool) -> Result<bool, StorageError> {
+    async fn set_client_enabled(
+        &self,
+        id: &ClientId,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool, StorageError> {
         let result = sqlx::query(
             "UPDATE clients SET enabled = ?, version = version + 1, updated_at = ? \
              WHERE client_id = ?",
         )
         .bind(enabled)
-        .bind(crate::clock::unix_now())
+        .bind(now)
         .bind(id.as_str())
         .execute(&self.pool)
         .await?;
@@ -175,28 +180,28 @@ impl Storage for SqliteStorage {
 
     async fn promote(
         &self,
-        key_set: &str,
-        next_kid: &str,
+        set: &KeySetName,
+        next_kid: &KeyId,
         now: i64,
         retire_after: i64,
         fresh_next: Option<&KeyRecord>,
     ) -> Result<bool, StorageError> {
         let mut conn = self.pool.acquire().await?;
-        let result = promote(&mut conn, key_set, next_kid, now, retire_after, fresh_next).await;
+        let result = promote(&mut conn, set, next_kid, now, retire_after, fresh_next).await;
         close_if_failed(&mut conn, result)
     }
 
-    async fn schedule_promotion(&self, kid: &str, at: i64) -> Result<bool, StorageError> {
+    async fn schedule_promotion(&self, kid: &KeyId, at: i64) -> Result<bool, StorageError> {
         let result =
             sqlx::query("UPDATE signing_keys SET promote_at = ? WHERE kid = ? AND state = 'next'")
                 .bind(at)
-                .bind(kid)
+                .bind(kid.as_str())
                 .execute(&self.pool)
                 .await?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn retire_key(&self, kid: &str, now: i64) -> Result<bool, StorageError> {
+    async fn retire_key(&self, kid: &KeyId, now: i64) -> Result<bool, StorageError> {
         let result = sqlx::query(
             "UPDATE signing_keys SET state = 'retired', private_key = NULL, \
              retire_after = MIN(COALESCE(retire_after, ?), ?), promote_at = NULL \
@@ -204,24 +209,24 @@ impl Storage for SqliteStorage {
         )
         .bind(now)
         .bind(now)
-        .bind(kid)
+        .bind(kid.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn mark_exported(&self, key_set: &str, now: i64) -> Result<(), StorageError> {
+    async fn mark_exported(&self, set: &KeySetName, now: i64) -> Result<(), StorageError> {
         sqlx::query(
             "UPDATE signing_keys SET exported_at = ? WHERE key_set = ? AND state <> 'retired'",
         )
         .bind(now)
-        .bind(key_set)
+        .bind(set.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>, String)]) -> Result<(), StorageError> {
+    async fn reseal_keys(&self, sealed: &[Resealed]) -> Result<(), StorageError> {
         let mut conn = self.pool.acquire().await?;
         let result = reseal_keys(&mut conn, sealed).await;
         close_if_failed(&mut conn, result)
@@ -253,8 +258,8 @@ async fn check_writable(conn: &mut SqliteConnection) -> Result<(), StorageError>
 
 async fn promote(
     conn: &mut SqliteConnection,
-    key_set: &str,
-    next_kid: &str,
+    set: &KeySetName,
+    next_kid: &KeyId,
     now: i64,
     retire_after: i64,
     fresh_next: Option<&KeyRecord>,
@@ -265,8 +270,8 @@ async fn promote(
     let is_next: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM signing_keys WHERE kid = ? AND key_set = ? AND state = 'next'",
     )
-    .bind(next_kid)
-    .bind(key_set)
+    .bind(next_kid.as_str())
+    .bind(set.to_string())
     .fetch_optional(&mut *tx)
     .await?;
     if is_next.is_none() {
@@ -277,7 +282,7 @@ async fn promote(
          WHERE key_set = ? AND state = 'current'",
     )
     .bind(retire_after)
-    .bind(key_set)
+    .bind(set.to_string())
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -285,7 +290,7 @@ async fn promote(
          WHERE kid = ?",
     )
     .bind(now)
-    .bind(next_kid)
+    .bind(next_kid.as_str())
     .execute(&mut *tx)
     .await?;
     if let Some(fresh) = fresh_next {
@@ -295,19 +300,16 @@ async fn promote(
     Ok(true)
 }
 
-async fn reseal_keys(
-    conn: &mut SqliteConnection,
-    sealed: &[(String, Vec<u8>, String)],
-) -> Result<(), StorageError> {
+async fn reseal_keys(conn: &mut SqliteConnection, sealed: &[Resealed]) -> Result<(), StorageError> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    for (kid, private_key, master_key_id) in sealed {
+    for resealed in sealed {
         sqlx::query(
             "UPDATE signing_keys SET private_key = ?, master_key_id = ? \
              WHERE kid = ? AND private_key IS NOT NULL",
         )
-        .bind(private_key)
-        .bind(master_key_id)
-        .bind(kid)
+        .bind(&resealed.sealed_private_key)
+        .bind(&resealed.master_key_id)
+        .bind(resealed.kid.as_str())
         .execute(&mut *tx)
         .await?;
     }
@@ -316,14 +318,15 @@ async fn reseal_keys(
 }
 
 async fn insert_key(conn: &mut SqliteConnection, key: &KeyRecord) -> Result<(), StorageError> {
+    let values = KeyValues::of(key);
     let sql = format!(
         "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&key.kid)
-        .bind(&key.key_set)
-        .bind(&key.alg)
-        .bind(key.state.as_str())
+        .bind(values.kid)
+        .bind(values.key_set)
+        .bind(values.alg)
+        .bind(values.state)
         .bind(&key.sealed_private_key)
         .bind(&key.master_key_id)
         .bind(&key.public_jwk)

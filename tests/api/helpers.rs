@@ -407,7 +407,10 @@ pub async fn assert_database_whole(url: &str, context: &str) {
     let keys = store.list_keys(false).await.unwrap();
     let current = keys
         .iter()
-        .filter(|k| k.key_set == "RS256" && k.state == warrant::storage::KeyState::Current)
+        .filter(|k| {
+            k.set == warrant::domain::KeySetName::Asymmetric(warrant::crypto::Algorithm::RS256)
+                && k.state == warrant::domain::KeyState::Current
+        })
         .count();
     assert_eq!(current, 1, "{context}");
     if url.starts_with("sqlite:") {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
+use warrant::domain::KeySetName;
 
 use crate::helpers::{TestApp, decode_with, spawn_app, spawn_app_with_env, verify_independently};
 
@@ -259,7 +260,7 @@ async fn a_restart_keeps_every_key_in_its_state() {
     let kids: HashSet<String> = snapshot
         .key_records()
         .iter()
-        .map(|k| k.kid.clone())
+        .map(|k| k.kid.to_string())
         .collect();
     assert_eq!(kids, served);
     assert_eq!(
@@ -320,7 +321,7 @@ async fn es256_and_eddsa_clients_get_tokens_that_a_third_party_verifies() {
             snapshot
                 .key_records()
                 .iter()
-                .any(|k| k.key_set == set && k.state.as_str() == "current")
+                .any(|k| k.set == KeySetName::parse(set).unwrap() && k.state.as_str() == "current")
         };
         current("ES256") && current("EdDSA")
     })
@@ -401,11 +402,10 @@ async fn hs256_audience_tokens_verify_with_the_exported_secret_and_never_with_th
         "HS256 key promoted after export",
         Duration::from_secs(5),
         || {
-            registry
-                .snapshot()
-                .key_records()
-                .iter()
-                .any(|k| k.key_set == format!("HS256 {audience}") && k.state.as_str() == "current")
+            registry.snapshot().key_records().iter().any(|k| {
+                k.set == KeySetName::parse(&format!("HS256 {audience}")).unwrap()
+                    && k.state.as_str() == "current"
+            })
         },
     )
     .await;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use warrant::crypto::{Algorithm, MasterKey};
+use warrant::domain::{KeySetName, KeyState};
 use warrant::keys::{KeyManager, KeyPolicy};
-use warrant::storage::KeyState;
 
 use crate::helpers::{
     TestApp, TestEnv, basic, postgres_url, spawn_app_with_env, spawn_replica, verify_independently,
@@ -116,7 +116,7 @@ async fn tokens_of_one_replica_verify_with_the_others_jwks_through_rotations() {
         .await
         .unwrap()
         .iter()
-        .filter(|k| k.key_set == "RS256")
+        .filter(|k| k.set == KeySetName::Asymmetric(Algorithm::RS256))
         .filter_map(|k| k.activated_at)
         .collect();
     activations.sort_unstable();
@@ -168,7 +168,7 @@ async fn a_rotation_race_between_replicas_has_exactly_one_winner() {
         let count = |state| {
             after
                 .iter()
-                .filter(|k| k.key_set == "RS256" && k.state == state)
+                .filter(|k| k.set == KeySetName::Asymmetric(Algorithm::RS256) && k.state == state)
                 .count()
         };
         assert_eq!(count(KeyState::Current), 1, "round {round}");
@@ -213,7 +213,7 @@ async fn replicas_started_together_on_an_empty_database_agree_on_one_key() {
         "{} keys",
         keys.len()
     );
-    assert!(keys.iter().all(|k| k.alg == Algorithm::RS256.as_str()));
+    assert!(keys.iter().all(|k| k.alg == Algorithm::RS256));
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can cut and restore: to
