@@ -1,45 +1,31 @@
 //! Logging. Lines never carry secrets or tokens: only ids, outcomes, timings.
 //!
 //! Everything goes to stderr, so that commands keep stdout for their output.
-//! `warrant serve` writes one line per token request; written straight to
-//! stderr, each line cost a `write(2)` on the worker thread that served the
-//! request (~10 % of the server's CPU at HS256). The server therefore logs
-//! through [`LogOutput::Buffered`]: a worker thread appends the formatted
-//! line to a shared buffer (a lock and a copy, no system call), and a
-//! background thread writes the buffer out in large writes, at the latest
-//! [`FLUSH_DELAY`] after a line arrives or as soon as [`FLUSH_AT`] bytes are
-//! waiting.
-//!
-//! A full buffer ([`CAPACITY`]) makes the next line wait for the writer
-//! thread rather than drop it: these lines are the audit trail of issuance
-//! (no row per token is stored), so none is lost silently, and memory stays
-//! bounded. Waiting only happens when stderr takes lines slower than the
-//! server makes them, where the unbuffered writer blocked on every line
-//! anyway. How many lines waited is logged when the server stops.
+//! `warrant serve` writes one line per token request, through the bounded
+//! buffer of [`buffer`] ([`LogOutput::Buffered`]), and formats that line
+//! itself ([`log_token_request`]): tracing-subscriber's formatter cost more
+//! instructions than any other part of a token request outside HTTP and
+//! the signature.
 //!
 //! [`LogGuard`] lives for the whole process (in `main`): dropping it writes
 //! out every buffered line and stops the thread, after which lines go to
 //! stderr directly, in order. A SIGTERM/SIGINT stop returns through `main`
 //! and so loses nothing; SIGKILL loses at most the last [`FLUSH_DELAY`].
 
-use std::io::{self, Write as _};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::Duration;
+mod buffer;
+mod request_line;
 
+use std::io;
+
+use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
 use crate::configuration::{LogFormat, Settings};
 
-/// The longest a line waits in the buffer.
-pub const FLUSH_DELAY: Duration = Duration::from_millis(20);
-/// Bytes waiting that make the writer thread write at once.
-pub const FLUSH_AT: usize = 64 * 1024;
-/// Bytes waiting above which a new line waits for the writer thread.
-pub const CAPACITY: usize = 1024 * 1024;
+pub use buffer::{CAPACITY, FLUSH_AT, FLUSH_DELAY, LogSink, SinkWriter};
+pub use request_line::{TOKEN_TARGET, TokenOutcome, TokenRequestLine, log_token_request};
 
 /// How log lines reach stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,208 +42,40 @@ pub enum LogOutput {
 /// process ends: dropping it writes out the lines still buffered.
 pub fn init(settings: &Settings, output: LogOutput) -> LogGuard {
     let level: LevelFilter = settings.log_level.parse().unwrap_or(LevelFilter::INFO);
-    // sqlx logs every slow statement at info; keep it for real problems.
-    let filter = Targets::new()
-        .with_default(level)
-        .with_target("sqlx", LevelFilter::WARN.min(level));
     let (sink, guard) = match output {
         LogOutput::Stderr => (LogSink::stderr(), LogGuard::default()),
         LogOutput::Buffered => LogSink::buffered(io::stderr),
     };
     // Colours only for a terminal: log files and pipelines get plain text.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(sink)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match settings.log_format {
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
-        LogFormat::Text => registry.with(fmt).try_init(),
-    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Already installed (tests start several servers in one process): keep
-    // it. The guard then stops a writer thread that never got a line.
-    drop(result);
+    // it. The guard then stops a writer thread that never got a line, and
+    // the request line, not finding its writer installed, goes through
+    // tracing.
+    drop(tracing::dispatcher::set_global_default(subscriber(
+        level,
+        settings.log_format,
+        ansi,
+        sink,
+    )));
     guard
 }
 
-/// The `MakeWriter` of the log layer: stderr, directly or through the
-/// shared buffer.
-#[derive(Clone)]
-pub struct LogSink {
-    buffer: Option<Arc<Shared>>,
-}
-
-impl LogSink {
-    /// Every line straight to stderr.
-    pub fn stderr() -> Self {
-        Self { buffer: None }
-    }
-
-    /// Lines buffered and written by a background thread to what `out`
-    /// returns (stderr for the server; something else in tests). If the
-    /// thread cannot start, lines go straight to stderr.
-    pub fn buffered<W, F>(out: F) -> (Self, LogGuard)
-    where
-        W: io::Write,
-        F: FnOnce() -> W + Send + 'static,
-    {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                buffer: Vec::new(),
-                running: true,
-                closing: false,
-                waiting: 0,
-                stalls: 0,
-            }),
-            lines: Condvar::new(),
-            space: Condvar::new(),
-        });
-        let writer = Arc::clone(&shared);
-        let spawned = std::thread::Builder::new()
-            .name("warrant-log".into())
-            .spawn(move || writer.write_out(&mut out()));
-        match spawned {
-            Ok(thread) => (
-                Self {
-                    buffer: Some(Arc::clone(&shared)),
-                },
-                LogGuard {
-                    writer: Some((shared, thread)),
-                },
-            ),
-            Err(_) => (Self::stderr(), LogGuard::default()),
-        }
-    }
-}
-
-impl<'a> MakeWriter<'a> for LogSink {
-    type Writer = SinkWriter<'a>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        SinkWriter(self.buffer.as_deref())
-    }
-}
-
-/// Receives one formatted event (the log layer writes each event with a
-/// single `write_all`).
-pub struct SinkWriter<'a>(Option<&'a Shared>);
-
-impl io::Write for SinkWriter<'_> {
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        self.write_all(line)?;
-        Ok(line.len())
-    }
-
-    fn write_all(&mut self, line: &[u8]) -> io::Result<()> {
-        match self.0 {
-            Some(shared) => {
-                shared.push(line);
-                Ok(())
-            }
-            None => io::stderr().write_all(line),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// The writer thread waits here for lines, or for the end.
-    lines: Condvar,
-    /// Lines wait here while the buffer is full.
-    space: Condvar,
-}
-
-struct State {
-    buffer: Vec<u8>,
-    /// The writer thread is running and takes lines from `buffer`; once it
-    /// has stopped, lines go straight to stderr.
-    running: bool,
-    /// The guard was dropped: write out what is left and stop.
-    closing: bool,
-    /// Lines waiting in `space` right now.
-    waiting: usize,
-    /// Lines that had to wait for a full buffer, in all.
-    stalls: u64,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, line: &[u8]) {
-        let mut state = self.lock();
-        if state.running && state.buffer.len() >= CAPACITY {
-            state.stalls += 1;
-            state.waiting += 1;
-            state = self
-                .space
-                .wait_while(state, |s| s.running && s.buffer.len() >= CAPACITY)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.waiting -= 1;
-        }
-        if !state.running {
-            // Holding the lock keeps these lines in order, too.
-            drop(io::stderr().write_all(line));
-            return;
-        }
-        let before = state.buffer.len();
-        state.buffer.extend_from_slice(line);
-        // Wake the writer thread for the first line of a batch (it then
-        // waits FLUSH_DELAY for more) and when FLUSH_AT is reached; other
-        // lines cost no system call.
-        let wake = before == 0 || (before < FLUSH_AT && state.buffer.len() >= FLUSH_AT);
-        drop(state);
-        if wake {
-            self.lines.notify_one();
-        }
-    }
-
-    /// The writer thread: takes the whole buffer at a time and writes it
-    /// with one `write_all`, outside the lock.
-    fn write_out(&self, out: &mut impl io::Write) {
-        let mut batch = Vec::new();
-        let mut state = self.lock();
-        loop {
-            state = self
-                .lines
-                .wait_while(state, |s| s.buffer.is_empty() && !s.closing)
-                .unwrap_or_else(PoisonError::into_inner);
-            if state.buffer.is_empty() {
-                // Closing, and everything is written.
-                state.running = false;
-                drop(state);
-                self.space.notify_all();
-                drop(out.flush());
-                return;
-            }
-            if !state.closing && state.buffer.len() < FLUSH_AT {
-                state = self
-                    .lines
-                    .wait_timeout_while(state, FLUSH_DELAY, |s| {
-                        !s.closing && s.buffer.len() < FLUSH_AT
-                    })
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            std::mem::swap(&mut state.buffer, &mut batch);
-            let waiting = state.waiting > 0;
-            drop(state);
-            if waiting {
-                self.space.notify_all();
-            }
-            // A failed write (stderr closed) loses these lines, as it did
-            // unbuffered; there is nowhere else to report it.
-            drop(out.write_all(&batch));
-            batch.clear();
-            if batch.capacity() > 2 * CAPACITY {
-                batch.shrink_to(CAPACITY);
-            }
-            state = self.lock();
-        }
+/// The subscriber `init` installs, apart so that tests can format with the
+/// very same one.
+fn subscriber(level: LevelFilter, format: LogFormat, ansi: bool, sink: LogSink) -> Dispatch {
+    // sqlx logs every slow statement at info; keep it for real problems.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("sqlx", LevelFilter::WARN.min(level));
+    let writer = request_line::LineWriter::new(sink, &filter, format, ansi);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => Dispatch::new(registry.with(fmt.json().flatten_event(true))),
+        LogFormat::Text => Dispatch::new(registry.with(fmt)),
     }
 }
 
@@ -265,27 +83,14 @@ impl Shared {
 /// sends later lines straight to stderr.
 #[derive(Default)]
 pub struct LogGuard {
-    writer: Option<(Arc<Shared>, JoinHandle<()>)>,
+    writer: Option<buffer::WriterThread>,
 }
 
 impl LogGuard {
     /// Writes out what is buffered and stops the writer thread; returns how
     /// many lines had to wait for a full buffer.
     fn close(&mut self) -> u64 {
-        let Some((shared, thread)) = self.writer.take() else {
-            return 0;
-        };
-        shared.lock().closing = true;
-        shared.lines.notify_one();
-        let finished = thread.join().is_ok();
-        let mut state = shared.lock();
-        if !finished {
-            // The thread died: never leave lines waiting for it.
-            state.running = false;
-            drop(io::stderr().write_all(&std::mem::take(&mut state.buffer)));
-            shared.space.notify_all();
-        }
-        state.stalls
+        self.writer.take().map_or(0, buffer::WriterThread::close)
     }
 }
 
@@ -298,134 +103,5 @@ impl Drop for LogGuard {
                 "log lines waited for a full log buffer: stderr took lines slower than the server made them"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A writer that appends to a shared vector and counts its writes.
-    #[derive(Clone, Default)]
-    struct Collect {
-        bytes: Arc<Mutex<Vec<u8>>>,
-        writes: Arc<AtomicUsize>,
-        /// Each write first waits for this lock: a stuck stderr.
-        gate: Arc<Mutex<()>>,
-    }
-
-    impl io::Write for Collect {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            drop(self.gate.lock().unwrap());
-            self.writes.fetch_add(1, Ordering::Relaxed);
-            self.bytes.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn line(i: usize) -> String {
-        format!("line {i:06} {}\n", "x".repeat(200))
-    }
-
-    #[test]
-    fn every_line_is_written_in_order_by_the_time_the_guard_is_dropped() {
-        let out = Collect::default();
-        let (sink, guard) = LogSink::buffered({
-            let out = out.clone();
-            move || out
-        });
-        let lines = 20_000;
-        std::thread::scope(|scope| {
-            for t in 0..2 {
-                let sink = &sink;
-                scope.spawn(move || {
-                    for i in (t..lines).step_by(2) {
-                        sink.make_writer().write_all(line(i).as_bytes()).unwrap();
-                    }
-                });
-            }
-        });
-        drop(guard);
-        let written = String::from_utf8(out.bytes.lock().unwrap().clone()).unwrap();
-        assert_eq!(written.lines().count(), lines);
-        let mut seen: Vec<&str> = written.lines().collect();
-        // Whole lines, each thread's in its order.
-        for t in 0..2 {
-            let mine: Vec<&str> = seen
-                .iter()
-                .copied()
-                .filter(|l| l[5..11].parse::<usize>().unwrap() % 2 == t)
-                .collect();
-            let expected: Vec<String> = (t..lines).step_by(2).map(line).collect();
-            let expected: Vec<&str> = expected.iter().map(|l| l.trim_end()).collect();
-            assert_eq!(mine, expected);
-        }
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), lines);
-        // Batched: far fewer writes than lines.
-        assert!(out.writes.load(Ordering::Relaxed) < lines / 10);
-    }
-
-    #[test]
-    fn a_line_is_written_within_the_flush_delay_without_more_lines() {
-        let out = Collect::default();
-        let (sink, _guard) = LogSink::buffered({
-            let out = out.clone();
-            move || out
-        });
-        sink.make_writer().write_all(b"one\n").unwrap();
-        let started = std::time::Instant::now();
-        while out.bytes.lock().unwrap().is_empty() {
-            assert!(started.elapsed() < Duration::from_secs(5), "never written");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(out.bytes.lock().unwrap().as_slice(), b"one\n");
-    }
-
-    #[test]
-    fn a_stuck_output_makes_lines_wait_with_bounded_memory_and_none_lost() {
-        // The output blocks while the test holds `gate`.
-        let gate = Arc::new(Mutex::new(()));
-        let out = Collect {
-            gate: Arc::clone(&gate),
-            ..Collect::default()
-        };
-        let (sink, mut guard) = LogSink::buffered({
-            let out = out.clone();
-            move || out
-        });
-        let shared = Arc::clone(sink.buffer.as_ref().unwrap());
-        let stuck = gate.lock().unwrap();
-        // More than twice the capacity: one buffer taken by the blocked
-        // writer thread, one full buffer, and lines waiting.
-        let lines = 3 * CAPACITY / line(0).len();
-        let producer = std::thread::spawn(move || {
-            for i in 0..lines {
-                sink.make_writer().write_all(line(i).as_bytes()).unwrap();
-            }
-        });
-        let started = std::time::Instant::now();
-        while shared.lock().waiting == 0 {
-            assert!(started.elapsed() < Duration::from_secs(10), "never waited");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let buffered = shared.lock().buffer.len();
-        assert!(buffered < CAPACITY + line(0).len(), "{buffered}");
-        drop(stuck);
-        producer.join().unwrap();
-        assert!(guard.close() > 0);
-        let written = out.bytes.lock().unwrap();
-        assert_eq!(
-            written.len(),
-            (0..lines).map(|i| line(i).len()).sum::<usize>()
-        );
-        // After the guard, lines go straight to the (real) stderr.
-        assert!(!shared.lock().running);
     }
 }
