@@ -24,6 +24,7 @@ use crate::crypto::{CryptoError, SigningKey, b64url, random_bytes};
 use crate::domain::{AccessTokenClaims, Audience, Client, ClientId, GrantType, ScopeSet};
 use crate::limits::Limit;
 use crate::startup::AppState;
+use crate::telemetry::{TokenOutcome, TokenRequestLine, log_token_request};
 
 /// More form parameters than this is not a token request.
 const MAX_PARAMS: usize = 32;
@@ -221,16 +222,29 @@ pub async fn issue(
         Err(e) => e.code(),
     });
     match &result {
-        Ok(issued) => tracing::info!(
-            request_id, client_id, outcome = "issued", scope = %issued.scope, aud = %issued.audience,
-            kid = %issued.signer.kid(), jti = %issued.jti, latency_us, "token request"
-        ),
+        Ok(issued) => log_token_request(&TokenRequestLine {
+            request_id: &request_id,
+            client_id: Some(client_id),
+            outcome: TokenOutcome::Issued {
+                scope: &issued.scope,
+                aud: issued.audience.as_str(),
+                kid: issued.signer.kid(),
+                jti: &issued.jti,
+            },
+            latency_us,
+        }),
         Err(e @ TokenError::Internal(_)) => {
             tracing::error!(request_id, client_id, outcome = e.code(), error = ?e, latency_us, "token request");
         }
-        Err(e) => {
-            tracing::info!(request_id, client_id, outcome = e.code(), reason = %e, latency_us, "token request");
-        }
+        Err(e) => log_token_request(&TokenRequestLine {
+            request_id: &request_id,
+            client_id: Some(client_id),
+            outcome: TokenOutcome::Refused {
+                code: e.code(),
+                reason: e,
+            },
+            latency_us,
+        }),
     }
     let mut response = match result {
         Ok(issued) => issued.response,
