@@ -58,10 +58,11 @@ chmod 700 "$WORK"
 if [[ -z "$BIN" || ( $TRIVIAL = 1 && -z "$TRIVIAL_BIN" ) ]]; then
   (cd "$ROOT" && cargo build --release -p warrant --bin warrant --example trivial_post >&2)
 fi
-cp "${BIN:-$ROOT/target/release/warrant}" "$WORK/wc-warrant"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+cp "${BIN:-$TARGET/release/warrant}" "$WORK/wc-warrant"
 WARRANT="$WORK/wc-warrant"
 if [[ $TRIVIAL = 1 ]]; then
-  cp "${TRIVIAL_BIN:-$ROOT/target/release/examples/trivial_post}" "$WORK/wc-trivial-post"
+  cp "${TRIVIAL_BIN:-$TARGET/release/examples/trivial_post}" "$WORK/wc-trivial-post"
 fi
 SERVER_PID=""
 cleanup() {

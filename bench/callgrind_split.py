@@ -11,7 +11,8 @@ counted twice:
                      (--baseline: the same for the trivial_post profile)
   signature          the bare aws-lc-rs signature inside SigningKey::sign
   JWS around it      the rest of SigningKey::sign: claims JSON, base64url
-  log line           tracing's Event::dispatch: formatting, then the write
+  log line           telemetry::log_token_request (or, in builds before it,
+                     tracing's Event::dispatch): formatting, then the write
                      or the copy into the log buffer
   client auth        credentials parsing, the remembered-secret HMAC check,
                      the client lookup
@@ -32,7 +33,8 @@ JWS = r"^warrant::crypto::jws::SigningKey::sign$"
 # aws-lc-rs and AWS-LC, except the random generator (counted on its own).
 CRYPTO = re.compile(r"^aws_lc_rs::(?!rand::)|aws_lc_0_|^AWS_LC")
 GROUPS = [
-    ("log line", r"^tracing_core::event::Event::dispatch$|^tracing::__macro_support"),
+    ("log line", r"^tracing_core::event::Event::dispatch$|^tracing::__macro_support"
+                 r"|^warrant::telemetry::request_line::log_token_request$"),
     ("client auth", r"ClientAuthenticator::remembers|Credentials::from_request|parse_basic"
                     r"|ClientId::parse|Snapshot::client$|drop_in_place<warrant::routes::token::Credentials>"),
     ("response", r"HttpResponseBuilder::json|token_response|HttpResponse>::Ok$|token::no_store"

@@ -40,13 +40,19 @@ impl KeyPolicy {
     }
 
     /// When `next` may start signing; `None` for an HS256 secret that was
-    /// never exported (no resource server can know it yet).
+    /// never exported (no resource server can know it yet). Times are stored
+    /// in whole seconds, rounded down: one second more makes sure that the
+    /// real delay is never shorter than the policy's.
     pub fn safe_at(&self, next: &KeyRecord) -> Option<i64> {
         let published = match next.set {
             KeySetName::Hs256(_) => next.exported_at?,
             KeySetName::Asymmetric(_) => next.published_at,
         };
-        Some(published.saturating_add(self.publication_delay))
+        Some(
+            published
+                .saturating_add(self.publication_delay)
+                .saturating_add(1),
+        )
     }
 
     fn is_safe(&self, next: &KeyRecord, now: i64) -> bool {
@@ -277,7 +283,7 @@ impl<'a> KeyManager<'a> {
             return self.promote(set, &record.kid, now).await;
         };
         let safe_at = self.policy.safe_at(&next);
-        let safe = safe_at.is_some_and(|at| at <= now);
+        let safe = self.policy.is_safe(&next, now);
         match mode {
             RotateMode::Force => self.promote(set, &next.kid, now).await,
             _ if safe => self.promote(set, &next.kid, now).await,
@@ -491,7 +497,8 @@ mod tests {
         }
     }
 
-    /// A `next` key published `age` seconds ago.
+    /// A `next` key published `age` seconds ago: with `policy`, safe from
+    /// 101 s on (the delay, plus one second for whole-second times).
     fn next(kid: &str, set: &KeySetName, age: i64) -> KeyRecord {
         let mut next = key(kid, set, KeyState::Next);
         next.published_at = NOW - age;
@@ -522,7 +529,7 @@ mod tests {
 
     #[test]
     fn a_scheduled_promotion_happens_when_due_and_safe() {
-        let mut scheduled = next("n", &rs256(), 100);
+        let mut scheduled = next("n", &rs256(), 101);
         scheduled.promote_at = Some(NOW);
         let keys = [key("c", &rs256(), KeyState::Current), scheduled];
         assert_eq!(plan(&keys, &policy(None), NOW), [promote(&rs256(), "n")]);
@@ -543,10 +550,10 @@ mod tests {
         let es256 = KeySetName::Asymmetric(Algorithm::ES256);
         let keys = [
             key("c", &rs256(), KeyState::Current),
-            next("n", &es256, 100),
+            next("n", &es256, 101),
         ];
         assert_eq!(plan(&keys, &policy(None), NOW), [promote(&es256, "n")]);
-        let young = [next("n", &es256, 99)];
+        let young = [next("n", &es256, 100)];
         assert_eq!(plan(&young, &policy(None), NOW), []);
     }
 
@@ -554,13 +561,13 @@ mod tests {
     fn a_rotation_period_rotates_only_to_a_safe_next_key() {
         let mut current = key("c", &rs256(), KeyState::Current);
         current.activated_at = Some(NOW - 500);
-        let safe = [current.clone(), next("n", &rs256(), 100)];
+        let safe = [current.clone(), next("n", &rs256(), 101)];
         assert_eq!(
             plan(&safe, &policy(Some(500)), NOW),
             [promote(&rs256(), "n")]
         );
         assert_eq!(plan(&safe, &policy(Some(501)), NOW), []);
-        let unsafe_next = [current, next("n", &rs256(), 99)];
+        let unsafe_next = [current, next("n", &rs256(), 100)];
         assert_eq!(plan(&unsafe_next, &policy(Some(500)), NOW), []);
     }
 
@@ -583,14 +590,14 @@ mod tests {
         // too recently.
         let mut current = key("c", &rs256(), KeyState::Current);
         current.activated_at = Some(0);
-        let mut young = next("n", &rs256(), 99);
+        let mut young = next("n", &rs256(), 100);
         young.promote_at = Some(NOW - 1);
         assert_eq!(plan(&[current, young], &policy(Some(1)), NOW), []);
         // An HS256 secret never exported is never safe, however old.
         let hs = [next("h", &hs256(), 10_000)];
         assert_eq!(plan(&hs, &policy(None), NOW), []);
         let mut exported = next("h", &hs256(), 10_000);
-        exported.exported_at = Some(NOW - 100);
+        exported.exported_at = Some(NOW - 101);
         assert_eq!(
             plan(&[exported], &policy(None), NOW),
             [promote(&hs256(), "h")]
@@ -602,7 +609,7 @@ mod tests {
         let es256 = KeySetName::Asymmetric(Algorithm::ES256);
         let mut previous = key("p", &rs256(), KeyState::Previous);
         previous.retire_after = Some(0);
-        let keys = [next("r", &rs256(), 100), next("e", &es256, 100), previous];
+        let keys = [next("r", &rs256(), 101), next("e", &es256, 101), previous];
         assert_eq!(
             plan(&keys, &policy(None), NOW),
             [

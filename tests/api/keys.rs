@@ -111,7 +111,7 @@ async fn a_safe_rotation_promotes_next_demotes_current_and_publishes_a_new_next(
         kid_in(&before, "RS256", "current").unwrap(),
         kid_in(&before, "RS256", "next").unwrap(),
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
 
     let out = app.cli_ok(&["keys", "rotate"]);
     assert!(out.contains(&format!("{old_next} now signs")), "{out}");

@@ -28,6 +28,7 @@ use crate::domain::{AccessTokenClaims, Client, ClientId, Grant};
 use crate::limits::Limit;
 use crate::metrics::{Metrics, Outcome};
 use crate::registry::Snapshot;
+use crate::telemetry::{TokenOutcome, TokenRequestLine, log_token_request};
 
 const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
@@ -101,7 +102,6 @@ struct Issued {
     scope: String,
     grant: Grant,
     signer: Arc<SigningKey>,
-    jti: String,
 }
 
 fn mint(
@@ -142,7 +142,6 @@ fn mint(
         scope,
         grant,
         signer: Arc::clone(signer),
-        jti: jti.to_owned(),
     })
 }
 
@@ -191,18 +190,32 @@ fn respond(
     count(&state.metrics, &result);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let request_id = ids.request_id.as_str();
-    let client_id = client_id.map_or("-", ClientId::as_str);
+    let client_id = client_id.map(ClientId::as_str);
     match &result {
-        Ok(issued) => tracing::info!(
-            request_id, client_id, outcome = "issued", scope = %issued.scope, aud = %issued.grant.audience,
-            kid = %issued.signer.kid(), jti = %issued.jti, latency_us, "token request"
-        ),
+        Ok(issued) => log_token_request(&TokenRequestLine {
+            request_id,
+            client_id,
+            outcome: TokenOutcome::Issued {
+                scope: &issued.scope,
+                aud: issued.grant.audience.as_str(),
+                kid: issued.signer.kid(),
+                jti: ids.jti.as_deref().unwrap_or("-"),
+            },
+            latency_us,
+        }),
         Err(e @ TokenError::Internal(_)) => {
+            let client_id = client_id.unwrap_or("-");
             tracing::error!(request_id, client_id, outcome = e.code(), error = ?e, latency_us, "token request");
         }
-        Err(e) => {
-            tracing::info!(request_id, client_id, outcome = e.code(), reason = %e, latency_us, "token request");
-        }
+        Err(e) => log_token_request(&TokenRequestLine {
+            request_id,
+            client_id,
+            outcome: TokenOutcome::Refused {
+                code: e.code(),
+                reason: e,
+            },
+            latency_us,
+        }),
     }
     let mut response = match result.and_then(|issued| {
         response::token_response(&issued.access_token, issued.expires_in, &issued.scope)

@@ -1,14 +1,12 @@
-//! Logging. Lines never carry secrets or tokens: only ids, outcomes, timings.
+//! The bounded log buffer of `warrant serve`.
 //!
-//! Everything goes to stderr, so that commands keep stdout for their output.
-//! `warrant serve` writes one line per token request; written straight to
-//! stderr, each line cost a `write(2)` on the worker thread that served the
-//! request (~10 % of the server's CPU at HS256). The server therefore logs
-//! through [`LogOutput::Buffered`]: a worker thread appends the formatted
-//! line to a shared buffer (a lock and a copy, no system call), and a
-//! background thread writes the buffer out in large writes, at the latest
-//! [`FLUSH_DELAY`] after a line arrives or as soon as [`FLUSH_AT`] bytes are
-//! waiting.
+//! Written straight to stderr, each request line cost a `write(2)` on the
+//! worker thread that served the request (~10 % of the server's CPU at
+//! HS256). Through [`LogSink::buffered`], a worker thread appends the
+//! formatted line to a shared buffer (a lock and a copy, no system call),
+//! and a background thread writes the buffer out in large writes, at the
+//! latest [`FLUSH_DELAY`] after a line arrives or as soon as [`FLUSH_AT`]
+//! bytes are waiting.
 //!
 //! A full buffer ([`CAPACITY`]) makes the next line wait for the writer
 //! thread rather than drop it: these lines are the audit trail of issuance
@@ -16,23 +14,15 @@
 //! bounded. Waiting only happens when stderr takes lines slower than the
 //! server makes them, where the unbuffered writer blocked on every line
 //! anyway. How many lines waited is logged when the server stops.
-//!
-//! [`LogGuard`] lives for the whole process (in `main`): dropping it writes
-//! out every buffered line and stops the thread, after which lines go to
-//! stderr directly, in order. A SIGTERM/SIGINT stop returns through `main`
-//! and so loses nothing; SIGKILL loses at most the last [`FLUSH_DELAY`].
 
 use std::io::{self, Write as _};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::prelude::*;
 
-use crate::configuration::{LogFormat, Settings};
+use super::LogGuard;
 
 /// The longest a line waits in the buffer.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(20);
@@ -40,44 +30,6 @@ pub const FLUSH_DELAY: Duration = Duration::from_millis(20);
 pub const FLUSH_AT: usize = 64 * 1024;
 /// Bytes waiting above which a new line waits for the writer thread.
 pub const CAPACITY: usize = 1024 * 1024;
-
-/// How log lines reach stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogOutput {
-    /// One `write(2)` per line, on the thread that logs: for the CLI, whose
-    /// few lines interleave with its own messages on stderr.
-    Stderr,
-    /// Through a bounded buffer written by a background thread: for
-    /// `serve`.
-    Buffered,
-}
-
-/// Installs the global subscriber. Keep the returned guard alive until the
-/// process ends: dropping it writes out the lines still buffered.
-pub fn init(settings: &Settings, output: LogOutput) -> LogGuard {
-    let level: LevelFilter = settings.log_level.parse().unwrap_or(LevelFilter::INFO);
-    // sqlx logs every slow statement at info; keep it for real problems.
-    let filter = Targets::new()
-        .with_default(level)
-        .with_target("sqlx", LevelFilter::WARN.min(level));
-    let (sink, guard) = match output {
-        LogOutput::Stderr => (LogSink::stderr(), LogGuard::default()),
-        LogOutput::Buffered => LogSink::buffered(io::stderr),
-    };
-    // Colours only for a terminal: log files and pipelines get plain text.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(sink)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match settings.log_format {
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
-        LogFormat::Text => registry.with(fmt).try_init(),
-    };
-    // Already installed (tests start several servers in one process): keep
-    // it. The guard then stops a writer thread that never got a line.
-    drop(result);
-    guard
-}
 
 /// The `MakeWriter` of the log layer: stderr, directly or through the
 /// shared buffer.
@@ -121,7 +73,7 @@ impl LogSink {
                     buffer: Some(Arc::clone(&shared)),
                 },
                 LogGuard {
-                    writer: Some((shared, thread)),
+                    writer: Some(WriterThread { shared, thread }),
                 },
             ),
             Err(_) => (Self::stderr(), LogGuard::default()),
@@ -261,20 +213,17 @@ impl Shared {
     }
 }
 
-/// Dropping it writes out every buffered line, stops the writer thread and
-/// sends later lines straight to stderr.
-#[derive(Default)]
-pub struct LogGuard {
-    writer: Option<(Arc<Shared>, JoinHandle<()>)>,
+/// The background thread of a buffered sink, owned by the [`LogGuard`].
+pub(super) struct WriterThread {
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
 }
 
-impl LogGuard {
-    /// Writes out what is buffered and stops the writer thread; returns how
-    /// many lines had to wait for a full buffer.
-    fn close(&mut self) -> u64 {
-        let Some((shared, thread)) = self.writer.take() else {
-            return 0;
-        };
+impl WriterThread {
+    /// Writes out what is buffered and stops the thread; returns how many
+    /// lines had to wait for a full buffer.
+    pub(super) fn close(self) -> u64 {
+        let Self { shared, thread } = self;
         shared.lock().closing = true;
         shared.lines.notify_one();
         let finished = thread.join().is_ok();
@@ -286,18 +235,6 @@ impl LogGuard {
             shared.space.notify_all();
         }
         state.stalls
-    }
-}
-
-impl Drop for LogGuard {
-    fn drop(&mut self) {
-        let stalls = self.close();
-        if stalls > 0 {
-            tracing::warn!(
-                lines = stalls,
-                "log lines waited for a full log buffer: stderr took lines slower than the server made them"
-            );
-        }
     }
 }
 
