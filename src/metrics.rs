@@ -146,7 +146,8 @@ pub struct Metrics {
     pub rate_limited: Counters<Limit>,
     /// One per [`Algorithm::ALL`].
     signing: Box<[Histogram]>,
-    issued: RwLock<HashMap<(ClientId, Algorithm), Arc<AtomicU64>>>,
+    /// Per client, one count per [`Algorithm::ALL`].
+    issued: RwLock<HashMap<ClientId, Arc<[AtomicU64]>>>,
 }
 
 impl Default for Metrics {
@@ -166,24 +167,27 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn issued(&self, client: &ClientId, alg: Algorithm, signing: Duration) {
-        if let Some(histogram) = Algorithm::ALL
-            .iter()
-            .position(|a| *a == alg)
-            .and_then(|i| self.signing.get(i))
-        {
+        let Some(alg) = Algorithm::ALL.iter().position(|a| *a == alg) else {
+            return;
+        };
+        if let Some(histogram) = self.signing.get(alg) {
             histogram.observe(signing);
         }
-        let counter = self
+        // Looked up by reference: no copy of the id per request.
+        let counters = self
             .issued
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&(client.clone(), alg))
+            .get(client)
             .cloned();
-        let counter = counter.unwrap_or_else(|| {
+        let counters = counters.unwrap_or_else(|| {
             let mut issued = self.issued.write().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(issued.entry((client.clone(), alg)).or_default())
+            let new = || Algorithm::ALL.iter().map(|_| AtomicU64::new(0)).collect();
+            Arc::clone(issued.entry(client.clone()).or_insert_with(new))
         });
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = counters.get(alg) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Writes every counter.
@@ -204,12 +208,17 @@ impl Metrics {
         let issued = self.issued.read().unwrap_or_else(PoisonError::into_inner);
         let mut rows: Vec<_> = issued.iter().collect();
         rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((client, alg), c) in rows {
-            out.sample(
-                "warrant_tokens_issued_total",
-                &[("client_id", client.as_str()), ("alg", alg.as_str())],
-                c.load(Ordering::Relaxed),
-            );
+        for (client, counters) in rows {
+            for (alg, c) in Algorithm::ALL.iter().zip(counters.iter()) {
+                let count = c.load(Ordering::Relaxed);
+                if count > 0 {
+                    out.sample(
+                        "warrant_tokens_issued_total",
+                        &[("client_id", client.as_str()), ("alg", alg.as_str())],
+                        count,
+                    );
+                }
+            }
         }
         drop(issued);
 

@@ -356,23 +356,13 @@ impl Drop for Gate<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Audience, GrantType, ScopeSet};
 
     fn client(secret: &SecretString, version: i64, enabled: bool) -> Arc<Client> {
         Arc::new(Client {
-            id: ClientId::parse("c1").unwrap(),
-            name: "test".into(),
             secret_hash: hash_secret(secret).unwrap(),
-            scopes: ScopeSet::parse("read").unwrap(),
-            audiences: vec![Audience::parse("urn:api").unwrap()],
-            grant_types: vec![GrantType::ClientCredentials],
-            signing_alg: crate::crypto::Algorithm::RS256,
-            token_ttl_secs: 60,
-            quota_per_minute: None,
             enabled,
             version,
-            created_at: 0,
-            updated_at: 0,
+            ..Client::example()
         })
     }
 

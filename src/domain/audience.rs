@@ -1,11 +1,12 @@
 use std::fmt;
+use std::sync::Arc;
 
 use super::ParseError;
 
 /// A resource server identifier: an absolute URI without a fragment
 /// (RFC 8707 §2), at most 512 characters of visible ASCII.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Audience(String);
+pub struct Audience(Arc<str>);
 
 impl Audience {
     pub const MAX_LEN: usize = 512;
@@ -33,7 +34,7 @@ impl Audience {
         if !scheme_ok || rest.is_empty() {
             return Err(ParseError("resource must be an absolute URI"));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     pub fn as_str(&self) -> &str {

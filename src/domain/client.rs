@@ -89,6 +89,30 @@ impl fmt::Debug for Client {
 }
 
 #[cfg(test)]
+impl Client {
+    /// A client for unit tests: id `c1`, scope `read`, audience `urn:api`,
+    /// the client credentials grant, enabled, version 1; its secret hash
+    /// matches nothing.
+    pub fn example() -> Self {
+        Client {
+            id: ClientId::parse("c1").unwrap(),
+            name: "test".into(),
+            secret_hash: SecretString::from("unused"),
+            scopes: ScopeSet::parse("read").unwrap(),
+            audiences: vec![Audience::parse("urn:api").unwrap()],
+            grant_types: vec![GrantType::ClientCredentials],
+            signing_alg: Algorithm::RS256,
+            token_ttl_secs: 60,
+            quota_per_minute: None,
+            enabled: true,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use super::{Audience, Client, GrantType, ScopeSet};
 
-/// What a token will say: the scopes granted and the one audience.
+/// What a token will say: the scopes granted and the one audience (both
+/// cheap to clone: they share the client's strings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub scope: ScopeSet,
@@ -45,11 +46,7 @@ impl Client {
             ScopeSet::parse(requested).map_err(|e| GrantError::InvalidScope(e.0.into()))?;
         if let Some(unknown) = requested.iter().find(|s| !self.scopes.contains(s)) {
             return Err(GrantError::InvalidScope(
-                format!(
-                    "scope {} is not registered for this client",
-                    unknown.as_str()
-                )
-                .into(),
+                format!("scope {unknown} is not registered for this client").into(),
             ));
         }
         Ok(requested)
@@ -74,40 +71,31 @@ impl Client {
         };
         let audience =
             Audience::parse(requested).map_err(|e| GrantError::InvalidTarget(e.0.into()))?;
-        if !self.audiences.contains(&audience) {
-            return Err(GrantError::InvalidTarget(
+        // The client's own copy: its string is shared, not copied.
+        self.audiences
+            .iter()
+            .find(|a| **a == audience)
+            .cloned()
+            .ok_or(GrantError::InvalidTarget(
                 "resource is not registered for this client".into(),
-            ));
-        }
-        Ok(audience)
+            ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ClientId;
     use proptest::prelude::*;
-    use secrecy::SecretString;
 
     fn client(scopes: &str, audiences: &[&str], grants: Vec<GrantType>) -> Client {
         Client {
-            id: ClientId::parse("c1").unwrap(),
-            name: "test".into(),
-            secret_hash: SecretString::from("unused"),
             scopes: ScopeSet::parse(scopes).unwrap(),
             audiences: audiences
                 .iter()
                 .map(|a| Audience::parse(a).unwrap())
                 .collect(),
             grant_types: grants,
-            signing_alg: crate::crypto::Algorithm::RS256,
-            token_ttl_secs: 60,
-            quota_per_minute: None,
-            enabled: true,
-            version: 1,
-            created_at: 0,
-            updated_at: 0,
+            ..Client::example()
         }
     }
 

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 
 use super::ParseError;
 
@@ -30,10 +31,11 @@ impl Scope {
     }
 }
 
-/// A non-empty list of distinct scopes in the order first given, written as
-/// the space-delimited string of RFC 6749 §3.3.
+/// A non-empty list of distinct scopes in the order first given, kept as
+/// the space-delimited string of RFC 6749 §3.3: what tokens and responses
+/// carry, ready to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScopeSet(Vec<Scope>);
+pub struct ScopeSet(Arc<str>);
 
 impl ScopeSet {
     pub const MAX_SCOPES: usize = 64;
@@ -44,7 +46,7 @@ impl ScopeSet {
         if s.is_empty() {
             return Err(ParseError("scope is empty"));
         }
-        let mut scopes: Vec<Scope> = Vec::new();
+        let mut scopes: Vec<&str> = Vec::new();
         for token in s.split(' ') {
             if token.is_empty() {
                 return Err(ParseError(
@@ -52,39 +54,38 @@ impl ScopeSet {
                 ));
             }
             let scope = Scope::parse(token)?;
-            if !scopes.contains(&scope) {
+            if !scopes.contains(&scope.as_str()) {
                 if scopes.len() == Self::MAX_SCOPES {
                     return Err(ParseError("more than 64 scopes"));
                 }
-                scopes.push(scope);
+                scopes.push(token);
             }
         }
-        Ok(Self(scopes))
+        Ok(Self(scopes.join(" ").into()))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Scope> {
-        self.0.iter()
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split(' ')
     }
 
-    pub fn contains(&self, scope: &Scope) -> bool {
-        self.0.contains(scope)
+    pub fn contains(&self, scope: &str) -> bool {
+        self.iter().any(|s| s == scope)
     }
 
     /// True when every scope of `self` is in `other`.
     pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
-        self.0.iter().all(|s| other.contains(s))
+        self.iter().all(|s| other.contains(s))
+    }
+
+    /// The scopes separated by single spaces.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, scope) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(scope.as_str())?;
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 

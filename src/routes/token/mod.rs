@@ -99,7 +99,6 @@ fn take_quota(state: &AppState, client: &Client) -> Result<(), TokenError> {
 struct Issued {
     access_token: String,
     expires_in: u32,
-    scope: String,
     grant: Grant,
     signer: Arc<SigningKey>,
 }
@@ -118,7 +117,6 @@ fn mint(
     let signer = snapshot
         .signer_for(client.signing_alg, &grant.audience)
         .ok_or(TokenError::Unavailable(Unavailable::NoSigningKey))?;
-    let scope = grant.scope.to_string();
     let claims = AccessTokenClaims {
         iss: &state.issuer,
         sub: client.id.as_str(),
@@ -127,7 +125,7 @@ fn mint(
         iat: now,
         jti,
         client_id: client.id.as_str(),
-        scope: &scope,
+        scope: grant.scope.as_str(),
     };
     let signing = Instant::now();
     let access_token = signer
@@ -139,7 +137,6 @@ fn mint(
     Ok(Issued {
         access_token,
         expires_in: client.token_ttl_secs,
-        scope,
         grant,
         signer: Arc::clone(signer),
     })
@@ -196,7 +193,7 @@ fn respond(
             request_id,
             client_id,
             outcome: TokenOutcome::Issued {
-                scope: &issued.scope,
+                scope: issued.grant.scope.as_str(),
                 aud: issued.grant.audience.as_str(),
                 kid: issued.signer.kid(),
                 jti: ids.jti.as_deref().unwrap_or("-"),
@@ -218,8 +215,12 @@ fn respond(
         }),
     }
     let mut response = match result.and_then(|issued| {
-        response::token_response(&issued.access_token, issued.expires_in, &issued.scope)
-            .map_err(|e| TokenError::Internal(e.into()))
+        response::token_response(
+            &issued.access_token,
+            issued.expires_in,
+            issued.grant.scope.as_str(),
+        )
+        .map_err(|e| TokenError::Internal(e.into()))
     }) {
         Ok(response) => response,
         Err(e) => e.error_response(),
