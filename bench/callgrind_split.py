@@ -29,6 +29,15 @@ import re
 import subprocess
 
 HANDLER = r"^warrant::routes::token::issue::\{\{closure\}\}$"
+# When the compiler inlines `issue` into actix's handler future, that future
+# is the handler (the token endpoint is the only route this load hits).
+INLINED_HANDLER = r"^actix_web::handler::handler_service::\{\{closure\}\}::\{\{closure\}\}$"
+# Phases of the handler that are split further by their own callees.
+PHASE = r"^warrant::routes::token::"
+# The phase that signs; when SigningKey::sign is inlined into it, its crypto
+# callees are the signature and its serde/base64 callees the JWS around it.
+MINT = r"^warrant::routes::token::mint$"
+JWS_WORK = r"^serde|^base64::|^alloc::|^core::fmt|^warrant::crypto::"
 JWS = r"^warrant::crypto::jws::SigningKey::sign$"
 # aws-lc-rs and AWS-LC, except the random generator (counted on its own).
 CRYPTO = re.compile(r"^aws_lc_rs::(?!rand::)|aws_lc_0_|^AWS_LC")
@@ -36,11 +45,14 @@ GROUPS = [
     ("log line", r"^tracing_core::event::Event::dispatch$|^tracing::__macro_support"
                  r"|^warrant::telemetry::request_line::log_token_request$"),
     ("client auth", r"ClientAuthenticator::remembers|Credentials::from_request|parse_basic"
+                    r"|ClientAuthenticator::authenticate|ClientAuthenticator::with_secret"
+                    r"|RememberedSecrets::contains|^warrant::routes::token::request::credentials$"
                     r"|ClientId::parse|Snapshot::client$|drop_in_place<warrant::routes::token::Credentials>"),
-    ("response", r"HttpResponseBuilder::json|token_response|HttpResponse>::Ok$|token::no_store"
+    ("response", r"HttpResponseBuilder::json|token_response|HttpResponse>::Ok$|no_store$"
                  r"|HeaderMap::insert|HttpResponseBuilder::(body|content_type|insert_header)"),
-    ("randomness", r"^aws_lc_rs::rand::fill$|token::request_id$|token::random_ids|crypto::random_bytes"),
-    ("form body", r"TokenForm::parse|drop_in_place<warrant::routes::token::TokenForm>|Payload as futures_core"
+    ("randomness", r"^aws_lc_rs::rand::fill$|token::request_id$|token::random_ids|crypto::random_bytes"
+                   r"|RequestIds::draw"),
+    ("form body", r"TokenForm::parse|drop_in_place<warrant::routes::token::(request::)?TokenForm>|Payload as futures_core"
                   r"|read_body|Bytes::copy_from_slice"),
 ]
 
@@ -118,22 +130,58 @@ def main():
     total, tree = calling_tree(a.profile)
     costs = inclusive(a.profile)
     handler_name = next((k for k in costs if re.search(HANDLER, k)), None)
+    if handler_name is None:
+        handler_name = next((k for k in costs if re.search(INLINED_HANDLER, k)), None)
     handler = costs.get(handler_name, 0)
     own, callees = tree.get(handler_name, (0, {}))
 
-    jws = sum(v for k, v in callees.items() if re.search(JWS, k))
     jws_callees = next((c for k, (_, c) in tree.items() if re.search(JWS, k)), {})
+    jws_total = sum(v for k, v in costs.items() if re.search(JWS, k))
     signature = sum(v for k, v in jws_callees.items() if CRYPTO.search(k))
     groups = {label: 0 for label, _ in GROUPS}
     rest = own
-    for callee, ir in callees.items():
-        if re.search(JWS, callee):
-            continue
-        label = next((l for l, p in GROUPS if re.search(p, callee)), None)
-        if label:
-            groups[label] += ir
-        else:
-            rest += ir
+    jws = 0
+    listed = []
+    inlined_signature = []
+
+    def split(calls, depth):
+        nonlocal rest, jws
+        for callee, ir in calls.items():
+            if re.search(JWS, callee):
+                jws += ir
+                continue
+            label = next((l for l, p in GROUPS if re.search(p, callee)), None)
+            if label:
+                groups[label] += ir
+            elif re.search(MINT, callee) and callee in tree:
+                exclusive, inner = tree[callee]
+                jws += exclusive
+                inner_rest = {}
+                for k, v in inner.items():
+                    if re.search(JWS, k):
+                        jws += v
+                    elif CRYPTO.search(k):
+                        jws += v
+                        inlined_signature.append(v)
+                    elif re.search(JWS_WORK, k):
+                        jws += v
+                    else:
+                        inner_rest[k] = v
+                split(inner_rest, depth + 1)
+                continue
+            elif depth < 4 and re.search(PHASE, callee) and callee in tree:
+                exclusive, inner = tree[callee]
+                rest += exclusive
+                split(inner, depth + 1)
+                continue
+            else:
+                rest += ir
+            if not CRYPTO.search(callee):
+                listed.append((callee, ir))
+
+    split(callees, 0)
+    signature += sum(inlined_signature)
+    jws = jws or jws_total
     rows = [("total", total),
             ("HTTP + runtime (outside the handler)", total - handler),
             ("token handler", handler),
@@ -154,14 +202,9 @@ def main():
     print()
     print("The handler's largest non-crypto callees (inclusive instructions / request):")
     print()
-    listed = []
-    for callee, ir in callees.items():
-        if re.search(JWS, callee):
-            for k, v in jws_callees.items():
-                if not CRYPTO.search(k):
-                    listed.append(("SigningKey::sign > " + k, v))
-        elif not CRYPTO.search(callee):
-            listed.append((callee, ir))
+    for k, v in jws_callees.items():
+        if not CRYPTO.search(k):
+            listed.append(("SigningKey::sign > " + k, v))
     for name, ir in sorted(listed, key=lambda kv: -kv[1])[:a.top]:
         print("- %8s  %s" % (fmt(ir, n), name[:140]))
     if a.strace:
