@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod domain;
 pub mod forwarded;
 pub mod keys;
+pub mod labels;
 pub mod limits;
 pub mod metrics;
 pub mod registry;

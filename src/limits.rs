@@ -104,7 +104,7 @@ pub enum Limit {
     Quota,
 }
 
-crate::metrics::labels!(Limit {
+crate::labels::labels!(Limit {
     FailuresPerClient => "failures_per_client",
     FailuresPerClientEverywhere => "failures_per_client_everywhere",
     FailuresPerAddress => "failures_per_address",

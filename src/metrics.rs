@@ -2,9 +2,9 @@
 //! format (0.0.4). Updating a counter is an atomic add; the per-client
 //! counter takes a read lock except the first time a client is seen.
 //!
-//! Every label set is an enum declared with [`labels!`], which derives the
-//! list of its values from the same lines as their names: a new variant is
-//! counted and exported without anyone having to remember it.
+//! Every label set is an enum declared with [`crate::labels::labels!`], which
+//! derives the list of its values from the same lines as their names: a new
+//! variant is counted and exported without anyone having to remember it.
 
 use std::collections::HashMap;
 use std::fmt::{Display, Write as _};
@@ -15,37 +15,8 @@ use std::time::Duration;
 
 use crate::crypto::Algorithm;
 use crate::domain::ClientId;
+use crate::labels::{Label, labels};
 use crate::limits::Limit;
-
-/// A field-less enum whose values are metric labels.
-pub trait Label: Copy + PartialEq + 'static {
-    /// Every value, in the order they are exported.
-    const ALL: &'static [Self];
-    fn as_str(self) -> &'static str;
-}
-
-/// `labels!(Enum { Variant => "label", … })`: `as_str` and [`Label`] for a
-/// field-less enum. `as_str` is an exhaustive match, so a variant missing
-/// from the list does not compile, and `ALL` is made from the same list.
-macro_rules! labels {
-    ($name:ident { $($variant:ident => $label:literal),+ $(,)? }) => {
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $label,)+
-                }
-            }
-        }
-
-        impl $crate::metrics::Label for $name {
-            const ALL: &'static [Self] = &[$(Self::$variant),+];
-            fn as_str(self) -> &'static str {
-                $name::as_str(self)
-            }
-        }
-    };
-}
-pub(crate) use labels;
 
 /// One counter per value of a label.
 pub struct Counters<L: Label> {

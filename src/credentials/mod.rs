@@ -114,7 +114,7 @@ pub enum FailureReason {
     Busy,
 }
 
-crate::metrics::labels!(FailureReason {
+crate::labels::labels!(FailureReason {
     NoCredentials => "no_credentials",
     UnsupportedScheme => "unsupported_scheme",
     Malformed => "malformed",

@@ -43,7 +43,7 @@ impl Algorithm {
     }
 }
 
-crate::metrics::labels!(Algorithm {
+crate::labels::labels!(Algorithm {
     RS256 => "RS256",
     ES256 => "ES256",
     EdDSA => "EdDSA",
