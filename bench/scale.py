@@ -16,6 +16,8 @@
   scale.py check PID URL SECRET --ids FILE ...
       one disable and one enable of a clone, each followed by a token request
       (401, then 200): proves the wait of `changes` saw the change applied.
+  scale.py quiet PID
+      waits until the server is idle.
   scale.py churn --ids FILE --seconds S --every S ...
       one change per --every seconds for S seconds (the load under churn).
   scale.py table RESULTS.json...
@@ -283,6 +285,13 @@ def changes(a):
     }))
 
 
+def quiet(a):
+    """Until the server is idle (a reload still running would disturb the
+    quiet load run)."""
+    waited, timed_out = wait_applied(a, a.idle_ns_per_s)
+    print(json.dumps({"waited_s": round(waited, 2), "timed_out": timed_out}))
+
+
 # ---------------------------------------------------------------- check
 def token_status(url, cid, secret):
     u = urllib.parse.urlsplit(url)
@@ -439,6 +448,13 @@ def main():
         if name == "churn":
             p.add_argument("--seconds", type=float, required=True)
             p.add_argument("--every", type=float, default=1)
+    p = sub.add_parser("quiet")
+    p.add_argument("pid", type=int)
+    p.add_argument("--refresh-ms", type=float, default=0)
+    p.add_argument("--quiet", type=int, default=5)
+    p.add_argument("--apply-timeout", type=float, default=120)
+    p.add_argument("--idle-ns-per-s", type=float, default=0)
+    p.set_defaults(f=quiet)
     p = sub.add_parser("table")
     p.add_argument("results", nargs="+")
     p.add_argument("--checkpoints", default="10 100 1000")

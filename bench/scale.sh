@@ -29,7 +29,7 @@
 #      requests (401, then 200) to prove that wait right;
 #   6. tokens/s and p99 at c=64 (oha through bench.py, -z s, POST /oauth/token
 #      as the first client), quiet, then again while one change a second is
-#      made with the CLI;
+#      made with the CLI; each run starts once the server is idle;
 #   7. prints one markdown table; raw outputs stay in OUTDIR (default
 #      bench/results/scale-N-<timestamp>), the database is deleted.
 # The server polls every --refresh-ms (default 250; the server's own default
@@ -216,11 +216,16 @@ bench() { # bench LABEL
   python3 "$HERE/bench.py" --format json --wait-quiet "$QUIET" -z "$DURATION" -c "$CONC" -l "$1" \
     --server-pid "$SERVER_PID" --json-out "$OUT/oha-$1.json" --client-id="$REAL_ID" --client-secret="$SECRET" "$BASE" /oauth/token
 }
+# A reload still running (1M clients: tens of seconds) would disturb the runs.
+server_quiet() { S quiet --idle-ns-per-s "$IDLE_NS" "$SERVER_PID" >>"$OUT/server-quiet.jsonl"; }
+server_quiet
 log "warm-up (2 s)"
 python3 "$HERE/bench.py" -z 2 -c 16 --server-pid "$SERVER_PID" --client-id="$REAL_ID" --client-secret="$SECRET" "$BASE" /oauth/token >/dev/null
+server_quiet
 log "load, quiet: c=$CONC, ${DURATION}s"
 bench quiet >"$OUT/load-quiet.json"
 log "$(cat "$OUT/load-quiet.json")"
+server_quiet
 log "load under churn (one change a second with the CLI)"
 S churn "${CH[@]}" --seconds "$DURATION" --every 1 >"$OUT/churn.json" 2>>"$WORK/cli.log" &
 CHURN_PID=$!
