@@ -403,7 +403,7 @@ def table(a):
         lambda r: "%s / %s" % (load(r, "quiet")["other_cpu"], load(r, "churn")["other_cpu"]))
     row("load average at start / end (uptime)", lambda r: "%s / %s" % (r["load_start"], r["load_end"]))
     print("| | %s |" % " | ".join("N = %s" % fmt_int(r["n"]) for r in runs))
-    print("|---|%s" % "---|" * len(runs))
+    print("|---|" + "---|" * len(runs))
     print("\n".join(rows))
 
 
