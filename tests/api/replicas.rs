@@ -385,11 +385,11 @@ async fn issuing_from_memory_stops_after_the_outage_grace() {
     until_status(&app, &authorization, 200, Duration::from_secs(15)).await;
 }
 
-/// What a replica holds for these clients (enabled, version) and its keys.
-fn replica_state(
-    app: &TestApp,
-    ids: &[String],
-) -> (Vec<Option<(bool, i64)>>, Vec<String>, Vec<u8>) {
+/// What a replica holds for some clients (enabled, version), its keys and
+/// its JWKS.
+type ReplicaState = (Vec<Option<(bool, i64)>>, Vec<String>, Vec<u8>);
+
+fn replica_state(app: &TestApp, ids: &[String]) -> ReplicaState {
     let snapshot = app.registry.snapshot();
     let clients = ids
         .iter()
