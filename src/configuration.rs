@@ -42,6 +42,11 @@ pub struct Settings {
     pub max_connections: usize,
     /// How often the server polls the database for changes made elsewhere.
     pub refresh_interval_ms: u64,
+    /// How long the change log keeps entries: a server away for longer
+    /// reloads every client when it comes back, instead of the changed ones.
+    pub change_log_retention_secs: u64,
+    /// Entries of the change log kept whatever their age.
+    pub change_log_min_entries: u64,
     /// How long a server keeps issuing tokens from memory after it last
     /// reached the database (it cannot see disabled clients meanwhile).
     pub outage_grace_secs: u64,
@@ -179,6 +184,8 @@ impl Default for Settings {
             keep_alive_secs: 15,
             max_connections: 10_000,
             refresh_interval_ms: 1000,
+            change_log_retention_secs: 86_400,
+            change_log_min_entries: 10_000,
             outage_grace_secs: 900,
             auto_migrate: true,
             jwks_max_age_secs: 300,
@@ -373,6 +380,13 @@ impl Settings {
 
     pub fn workers(&self) -> usize {
         or_cpus(self.workers)
+    }
+
+    pub fn change_log_retention(&self) -> crate::registry::ChangeLogRetention {
+        crate::registry::ChangeLogRetention {
+            secs: i64::try_from(self.change_log_retention_secs).unwrap_or(i64::MAX),
+            min_entries: i64::try_from(self.change_log_min_entries).unwrap_or(i64::MAX),
+        }
     }
 
     pub fn refresh_interval(&self) -> Duration {

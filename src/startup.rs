@@ -75,7 +75,8 @@ impl Application {
                 settings.master_key_file.clone(),
                 policy,
             )
-            .await?,
+            .await?
+            .with_change_log_retention(settings.change_log_retention()),
         );
 
         let address = settings.listen_addr()?;

@@ -123,12 +123,32 @@ pub trait Storage: Send + Sync {
     /// WAL back into the database file and removes the -wal and -shm files,
     /// so a finished command or stopped server leaves one file behind.
     async fn close(&self);
-    /// A number that changes whenever clients or keys change.
+    /// The sequence number of the last change to clients or keys: it grows
+    /// by one with each changed row (see migrations/*/0002_change_log.sql).
     async fn change_marker(&self) -> Result<i64, StorageError>;
+    /// The logged changes numbered in `(after, through]`, in order. Fewer
+    /// than `through - after` means some were pruned.
+    async fn changes_between(&self, after: i64, through: i64) -> Result<Vec<Change>, StorageError>;
+    /// Deletes log entries older than `older_than_secs` by the database's
+    /// clock, except the last `keep_last`; returns how many went.
+    async fn prune_changes(
+        &self,
+        keep_last: i64,
+        older_than_secs: i64,
+    ) -> Result<u64, StorageError>;
 
     /// Every client whose row parses; corrupt rows are reported, not fatal.
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError>;
     async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError>;
+    /// The clients among `ids` whose rows exist; absent ones were deleted.
+    async fn get_clients(
+        &self,
+        ids: &[ClientId],
+    ) -> Result<Vec<Result<Client, StorageError>>, StorageError>;
+    /// Stores a new client. Its `version` is assigned here, not taken from
+    /// `client`: the next change number, so a client deleted and created
+    /// again under the same id never has a version its predecessor had
+    /// (credential checks remembered for the old one cannot match).
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError>;
     /// Returns false when no such client exists.
     async fn set_client_enabled(
@@ -173,6 +193,23 @@ pub trait Storage: Send + Sync {
     /// Replaces sealed private keys in one transaction.
     async fn reseal_keys(&self, sealed: &[Resealed]) -> Result<(), StorageError>;
 }
+
+/// One entry of the change log: the row `id` of `kind` changed (or went).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub kind: ChangeKind,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Client,
+    Key,
+}
+
+/// Ids per `IN (…)` list: far below SQLite's limit on bound parameters.
+const IDS_PER_QUERY: usize = 500;
 
 /// A private key sealed again, under the master key `master_key_id`.
 pub struct Resealed {

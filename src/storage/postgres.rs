@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues};
-use super::{Resealed, Storage, StorageError, unique_violation};
+use super::rows::{
+    CLIENT_COLUMNS, ChangeRow, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues,
+};
+use super::{Change, IDS_PER_QUERY, Resealed, Storage, StorageError, unique_violation};
 use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
 
 /// PostgreSQL, for several replicas sharing one database.
@@ -64,6 +66,33 @@ impl Storage for PostgresStorage {
         Ok(version)
     }
 
+    async fn changes_between(&self, after: i64, through: i64) -> Result<Vec<Change>, StorageError> {
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "SELECT seq, kind, id FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(after)
+        .bind(through)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Change::try_from).collect()
+    }
+
+    async fn prune_changes(
+        &self,
+        keep_last: i64,
+        older_than_secs: i64,
+    ) -> Result<u64, StorageError> {
+        let result = sqlx::query(
+            "DELETE FROM changes WHERE at <= EXTRACT(EPOCH FROM now())::BIGINT - $1 \
+             AND seq <= (SELECT version FROM change_marker WHERE id = 1) - $2",
+        )
+        .bind(older_than_secs)
+        .bind(keep_last)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
         let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -81,11 +110,29 @@ impl Storage for PostgresStorage {
         row.map(Client::try_from).transpose()
     }
 
+    async fn get_clients(
+        &self,
+        ids: &[ClientId],
+    ) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ANY($1)");
+        let mut clients = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let chunk: Vec<&str> = chunk.iter().map(ClientId::as_str).collect();
+            let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(chunk)
+                .fetch_all(&self.pool)
+                .await?;
+            clients.extend(rows.into_iter().map(Client::try_from));
+        }
+        Ok(clients)
+    }
+
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
         let values = ClientValues::of(client);
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             (SELECT version + 1 FROM change_marker WHERE id = 1), $11, $12)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(client.id.as_str())
@@ -98,7 +145,6 @@ impl Storage for PostgresStorage {
             .bind(values.token_ttl_secs)
             .bind(values.quota_per_minute)
             .bind(client.enabled)
-            .bind(client.version)
             .bind(client.created_at)
             .bind(client.updated_at)
             .execute(&self.pool)

@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::StorageError;
+use super::{Change, ChangeKind, StorageError};
 use crate::crypto::Algorithm;
 use crate::domain::{
     Audience, Client, ClientId, GrantType, KeyId, KeyRecord, KeySetName, KeyState, ScopeSet,
@@ -14,6 +14,35 @@ pub const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, scopes, audience
 
 pub const KEY_COLUMNS: &str = "kid, key_set, alg, state, private_key, master_key_id, public_jwk, \
      created_at, published_at, activated_at, retire_after, promote_at, exported_at";
+
+#[derive(sqlx::FromRow)]
+pub struct ChangeRow {
+    seq: i64,
+    kind: String,
+    id: String,
+}
+
+impl TryFrom<ChangeRow> for Change {
+    type Error = StorageError;
+
+    fn try_from(row: ChangeRow) -> Result<Self, StorageError> {
+        let kind = match row.kind.as_str() {
+            "client" => ChangeKind::Client,
+            "key" => ChangeKind::Key,
+            other => {
+                return Err(StorageError::Corrupt(format!(
+                    "change {}: unknown kind {other:?}",
+                    row.seq
+                )));
+            }
+        };
+        Ok(Self {
+            seq: row.seq,
+            kind,
+            id: row.id,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub struct ClientRow {

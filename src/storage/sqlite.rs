@@ -10,8 +10,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, Sqlite};
 
-use super::rows::{CLIENT_COLUMNS, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues};
-use super::{Resealed, Storage, StorageError, unique_violation};
+use super::rows::{
+    CLIENT_COLUMNS, ChangeRow, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues,
+};
+use super::{Change, IDS_PER_QUERY, Resealed, Storage, StorageError, unique_violation};
 use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
 
 /// The embedded default: one SQLite file in WAL mode.
@@ -88,6 +90,33 @@ impl Storage for SqliteStorage {
         Ok(version)
     }
 
+    async fn changes_between(&self, after: i64, through: i64) -> Result<Vec<Change>, StorageError> {
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "SELECT seq, kind, id FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(after)
+        .bind(through)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Change::try_from).collect()
+    }
+
+    async fn prune_changes(
+        &self,
+        keep_last: i64,
+        older_than_secs: i64,
+    ) -> Result<u64, StorageError> {
+        let result = sqlx::query(
+            "DELETE FROM changes WHERE at <= CAST(strftime('%s', 'now') AS INTEGER) - ? \
+             AND seq <= (SELECT version FROM change_marker WHERE id = 1) - ?",
+        )
+        .bind(older_than_secs)
+        .bind(keep_last)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
         let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -105,10 +134,30 @@ impl Storage for SqliteStorage {
         row.map(Client::try_from).transpose()
     }
 
+    async fn get_clients(
+        &self,
+        ids: &[ClientId],
+    ) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
+        let mut clients = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql =
+                format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id IN ({placeholders})");
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let rows: Vec<ClientRow> = query.fetch_all(&self.pool).await?;
+            clients.extend(rows.into_iter().map(Client::try_from));
+        }
+        Ok(clients)
+    }
+
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
         let values = ClientValues::of(client);
         let sql = format!(
-            "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+             (SELECT version + 1 FROM change_marker WHERE id = 1), ?, ?)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(client.id.as_str())
@@ -121,7 +170,6 @@ impl Storage for SqliteStorage {
             .bind(values.token_ttl_secs)
             .bind(values.quota_per_minute)
             .bind(client.enabled)
-            .bind(client.version)
             .bind(client.created_at)
             .bind(client.updated_at)
             .execute(&self.pool)

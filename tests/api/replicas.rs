@@ -151,7 +151,13 @@ async fn a_rotation_race_between_replicas_has_exactly_one_winner() {
     for round in 0..5 {
         // Both replicas saw the same keys and decide at the same moment.
         let keys = store_a.list_keys(false).await.unwrap();
-        let now = warrant::clock::unix_now();
+        // A key published this very second is not safe to sign with yet
+        // (times are whole seconds): decide at the first moment it is.
+        let now = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Next)
+            .map(|k| k.published_at + 1)
+            .fold(warrant::clock::unix_now(), i64::max);
         let (a, b) = (
             KeyManager::new(store_a.as_ref(), &master_key, policy),
             KeyManager::new(store_b.as_ref(), &master_key, policy),
@@ -377,4 +383,108 @@ async fn issuing_from_memory_stops_after_the_outage_grace() {
 
     proxy.restore();
     until_status(&app, &authorization, 200, Duration::from_secs(15)).await;
+}
+
+/// What a replica holds for some clients (enabled, version), its keys and
+/// its JWKS.
+type ReplicaState = (Vec<Option<(bool, i64)>>, Vec<String>, Vec<u8>);
+
+fn replica_state(app: &TestApp, ids: &[String]) -> ReplicaState {
+    let snapshot = app.registry.snapshot();
+    let clients = ids
+        .iter()
+        .map(|id| {
+            let id = warrant::domain::ClientId::parse(id).unwrap();
+            snapshot.client(&id).map(|c| (c.enabled, c.version))
+        })
+        .collect();
+    let keys = snapshot
+        .key_records()
+        .iter()
+        .map(|k| format!("{} {:?}", k.kid, k.state))
+        .collect();
+    (clients, keys, snapshot.jwks().to_vec())
+}
+
+/// Waits until both replicas hold what a server starting now would load.
+async fn until_converged(a: &TestApp, b: &TestApp, ids: &[String], limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let fresh = spawn_replica(a).await;
+        let expected = replica_state(&fresh, ids);
+        if replica_state(a, ids) == expected && replica_state(b, ids) == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not converged within {limit:?}: {:?} / {:?} / {expected:?}",
+            replica_state(a, ids),
+            replica_state(b, ids)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set WARRANT_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn two_replicas_converge_after_interleaved_changes_through_both_and_the_cli() {
+    require_postgres();
+    let a = spawn_app_with_env(&[("WARRANT_KEYS__PUBLICATION_MARGIN_SECS", "0")]).await;
+    let b = spawn_replica(&a).await;
+    let mut ids: Vec<String> = Vec::new();
+    for round in 0..4 {
+        // Each replica's CLI, and each replica's own key maintenance.
+        for app in [&a, &b] {
+            let id = app.create_client_unannounced(&[]).id;
+            app.cli_ok(&["client", "disable", &id]);
+            if round % 2 == 1 {
+                app.cli_ok(&["client", "enable", &id]);
+                let earlier = &ids[ids.len() - 2];
+                app.cli_ok(&["client", "delete", earlier, "--confirm-delete"]);
+            }
+            ids.push(id);
+            app.registry.maintain_keys().await.unwrap();
+        }
+        a.cli_ok(&["keys", "rotate", "--force-unsafe-promotion"]);
+        b.refresh().await;
+    }
+    until_converged(&a, &b, &ids, Duration::from_secs(5)).await;
+}
+
+// Multi-threaded: the proxy must keep running while the test blocks on the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set WARRANT_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn a_replica_cut_off_longer_than_the_change_log_keeps_reloads_everything_and_converges() {
+    require_postgres();
+    let (app, proxy, direct) = replica_behind_proxy(&[]).await;
+    let kept = app.create_client().await;
+    let disabled = app.create_client().await;
+    let deleted = app.create_client().await;
+    let kept_auth = basic(&kept.id, &kept.secret);
+    assert_eq!(status_of(&app, &kept_auth).await, 200);
+
+    proxy.cut();
+    direct.cli_ok(&["client", "disable", &disabled.id]);
+    direct.cli_ok(&["client", "delete", &deleted.id, "--confirm-delete"]);
+    let created = direct.create_client_unannounced(&[]);
+    direct.cli_ok(&["keys", "rotate", "--force-unsafe-promotion"]);
+    // What a server keeping the log for 0 s does at its next poll.
+    let store = warrant::storage::connect(&direct.database_url())
+        .await
+        .unwrap();
+    assert!(store.prune_changes(0, 0).await.unwrap() > 0);
+
+    proxy.restore();
+    let limit = Duration::from_secs(15);
+    until_status(&app, &basic(&created.id, &created.secret), 200, limit).await;
+    until_status(&app, &basic(&disabled.id, &disabled.secret), 401, limit).await;
+    until_status(&app, &basic(&deleted.id, &deleted.secret), 401, limit).await;
+    assert_eq!(status_of(&app, &kept_auth).await, 200);
+    let ids = [kept.id, disabled.id, deleted.id, created.id];
+    until_converged(&app, &direct, &ids, limit).await;
+    assert!(
+        crate::helpers::captured_logs()
+            .contains("the change log no longer holds every change since the last read"),
+        "the full reload was not logged with its reason"
+    );
 }

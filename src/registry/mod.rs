@@ -5,63 +5,59 @@
 //! database's change marker (one single-row read) and swaps in a new snapshot
 //! when clients or keys changed, whoever changed them: this process, the CLI
 //! or another replica.
+//!
+//! A new snapshot costs what changed: the change log names the rows changed
+//! since the number the snapshot reflects, and only those are read again.
+//! Everything is read again at start-up and when the log cannot tell (this
+//! server was away longer than the log keeps, or too much changed).
 
-use std::collections::HashMap;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use arc_swap::{ArcSwap, Guard};
 
-use crate::crypto::{Algorithm, CryptoError, MasterKey, SigningKey};
-use crate::domain::{Audience, Client, ClientId, KeyId, KeyRecord, KeySetName, KeyState, jwk_set};
+use crate::crypto::{CryptoError, MasterKey, SigningKey};
+use crate::domain::{ClientId, KeyId, KeyRecord, KeySetName, KeyState, jwk_set};
 use crate::keys::{KeyError, KeyManager, KeyPolicy};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Change, ChangeKind, Storage, StorageError};
 
-/// What the hot path sees; never mutated, only replaced.
-pub struct Snapshot {
-    marker: i64,
-    clients: HashMap<ClientId, Arc<Client>>,
-    /// Parsed private keys by kid, kept so a reload re-parses only new keys.
-    keys: HashMap<KeyId, Arc<SigningKey>>,
-    /// The stored key rows (private halves still sealed), for maintenance.
-    records: Vec<KeyRecord>,
-    /// The current key of each asymmetric set.
-    signers: HashMap<Algorithm, Arc<SigningKey>>,
-    /// The current key of each HS256 audience.
-    audience_signers: HashMap<Audience, Arc<SigningKey>>,
-    jwks: Bytes,
+pub use snapshot::Snapshot;
+use snapshot::{Clients, Keys};
+
+/// More changes than this since the last read cost less as one full reload
+/// than as that many rows read one by one.
+const MAX_INCREMENTAL_CHANGES: i64 = 10_000;
+
+/// How long the change log keeps entries, which is how long a server may
+/// be away and still catch up row by row.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeLogRetention {
+    pub secs: i64,
+    /// Entries kept whatever their age.
+    pub min_entries: i64,
 }
 
-impl Snapshot {
-    pub fn client(&self, id: &ClientId) -> Option<&Arc<Client>> {
-        self.clients.get(id)
+impl Default for ChangeLogRetention {
+    fn default() -> Self {
+        Self {
+            secs: 24 * 3600,
+            min_entries: 10_000,
+        }
     }
+}
 
-    /// The key that signs a token for `audience`: the audience's own HS256
-    /// key if it has one, else the current key of the client's algorithm.
-    pub fn signer_for(&self, alg: Algorithm, audience: &Audience) -> Option<&Arc<SigningKey>> {
-        self.audience_signers
-            .get(audience)
-            .or_else(|| self.signers.get(&alg))
-    }
-
-    /// The current RS256 key, the default for clients.
-    pub fn default_signer(&self) -> Option<&Arc<SigningKey>> {
-        self.signers.get(&Algorithm::RS256)
-    }
-
-    /// The stored keys that are not retired.
-    pub fn key_records(&self) -> &[KeyRecord] {
-        &self.records
-    }
-
-    /// The serialized JWK Set of every published key.
-    pub fn jwks(&self) -> Bytes {
-        self.jwks.clone()
-    }
+/// How a refresh brings the snapshot up to the marker.
+enum Refresh {
+    Apply(Vec<Change>),
+    Full(&'static str),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +95,11 @@ pub struct Registry {
     /// Polls that failed to reach the database.
     database_errors: std::sync::atomic::AtomicU64,
     maintenance_failures: std::sync::atomic::AtomicU64,
+    retention: ChangeLogRetention,
+    /// Refreshes one at a time: two racing could store an older snapshot
+    /// over a newer one, and a disable would come undone until the next
+    /// poll. Never taken on the hot path.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -110,15 +111,7 @@ impl Registry {
         master_key_file: PathBuf,
         policy: KeyPolicy,
     ) -> Result<Self, RegistryError> {
-        let empty = Snapshot {
-            marker: -1,
-            clients: HashMap::new(),
-            keys: HashMap::new(),
-            records: Vec::new(),
-            signers: HashMap::new(),
-            audience_signers: HashMap::new(),
-            jwks: Bytes::new(),
-        };
+        let empty = Snapshot::empty();
         let registry = Self {
             store,
             master_key: ArcSwap::from_pointee(master_key),
@@ -129,10 +122,18 @@ impl Registry {
             last_reached: AtomicI64::new(crate::clock::unix_now()),
             database_errors: std::sync::atomic::AtomicU64::new(0),
             maintenance_failures: std::sync::atomic::AtomicU64::new(0),
+            retention: ChangeLogRetention::default(),
+            refreshing: tokio::sync::Mutex::new(()),
         };
         let snapshot = registry.build_snapshot(true).await?;
         registry.snapshot.store(Arc::new(snapshot));
         Ok(registry)
+    }
+
+    /// Prunes the change log to `retention` while polling.
+    pub fn with_change_log_retention(mut self, retention: ChangeLogRetention) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn snapshot(&self) -> Guard<Arc<Snapshot>> {
@@ -141,7 +142,8 @@ impl Registry {
 
     /// Ready means: the last poll reached the database and a key can sign.
     pub fn is_ready(&self) -> bool {
-        self.database_reachable.load(Ordering::Relaxed) && !self.snapshot.load().signers.is_empty()
+        self.database_reachable.load(Ordering::Relaxed)
+            && !self.snapshot.load().keys.signers.is_empty()
     }
 
     pub fn database_reachable(&self) -> bool {
@@ -162,15 +164,120 @@ impl Registry {
         now.saturating_sub(self.last_reached.load(Ordering::Relaxed))
     }
 
-    /// Reloads when the change marker moved; returns whether it did.
+    /// Brings the snapshot up to the change marker; returns whether it
+    /// moved.
     pub async fn refresh(&self) -> Result<bool, RegistryError> {
+        let _one_at_a_time = self.refreshing.lock().await;
         let marker = self.store.change_marker().await?;
-        if marker == self.snapshot.load().marker {
+        let current = self.snapshot.load_full();
+        if marker == current.seq {
             return Ok(false);
         }
-        let snapshot = self.build_snapshot(false).await?;
+        let snapshot = match self.plan(&current, marker).await? {
+            Refresh::Apply(changes) => {
+                let started = Instant::now();
+                let count = changes.len();
+                let snapshot = self.apply(&current, marker, changes).await?;
+                tracing::debug!(
+                    changes = count,
+                    seq = marker,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "applied changes"
+                );
+                snapshot
+            }
+            Refresh::Full(reason) => {
+                let started = Instant::now();
+                let snapshot = self.build_snapshot(false).await?;
+                tracing::info!(
+                    reason,
+                    from_seq = current.seq,
+                    seq = snapshot.seq,
+                    clients = snapshot.clients.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "reloaded every client and key"
+                );
+                snapshot
+            }
+        };
         self.snapshot.store(Arc::new(snapshot));
         Ok(true)
+    }
+
+    /// Whether the log holds every change in `(current.seq, marker]`.
+    async fn plan(&self, current: &Snapshot, marker: i64) -> Result<Refresh, RegistryError> {
+        if marker < current.seq {
+            return Ok(Refresh::Full(
+                "the change marker went back (a restored or replaced database)",
+            ));
+        }
+        if marker - current.seq > MAX_INCREMENTAL_CHANGES {
+            return Ok(Refresh::Full("too many changes to apply one by one"));
+        }
+        let changes = self.store.changes_between(current.seq, marker).await?;
+        // Numbers are contiguous (see the migration), so a short list
+        // means entries were pruned before this server read them.
+        if changes.len() as i64 != marker - current.seq {
+            return Ok(Refresh::Full(
+                "the change log no longer holds every change since the last read",
+            ));
+        }
+        Ok(Refresh::Apply(changes))
+    }
+
+    /// `current` with the logged changes applied: the changed clients read
+    /// again (the list was read first, so a row changed since is at least
+    /// as new, and its own entry will apply it again, harmlessly), the keys
+    /// reloaded if any changed.
+    async fn apply(
+        &self,
+        current: &Snapshot,
+        marker: i64,
+        changes: Vec<Change>,
+    ) -> Result<Snapshot, RegistryError> {
+        let mut ids = HashSet::new();
+        let mut keys_changed = false;
+        for change in changes {
+            match change.kind {
+                ChangeKind::Key => keys_changed = true,
+                // An id that does not parse names no client in memory.
+                ChangeKind::Client => match ClientId::parse(&change.id) {
+                    Ok(id) => {
+                        ids.insert(id);
+                    }
+                    Err(e) => tracing::error!(error = %e, "skipping a logged client change"),
+                },
+            }
+        }
+        let ids: Vec<ClientId> = ids.into_iter().collect();
+        let mut changed = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            for client in self.store.get_clients(&ids).await? {
+                match client {
+                    Ok(client) => changed.push(client),
+                    Err(e) => tracing::error!(error = %e, "skipping a client row"),
+                }
+            }
+        }
+        let keys = if keys_changed {
+            Arc::new(self.load_keys(&current.keys, false).await?)
+        } else {
+            Arc::clone(&current.keys)
+        };
+        Ok(Snapshot {
+            seq: marker,
+            clients: current.clients.with_changes(&ids, changed),
+            keys,
+        })
+    }
+
+    /// Deletes what the change log no longer needs to keep. Cheap: one
+    /// indexed delete of what aged out.
+    async fn prune_change_log(&self) -> Result<u64, RegistryError> {
+        Ok(self
+            .store
+            .prune_changes(self.retention.min_entries, self.retention.secs)
+            .await?)
     }
 
     /// Makes the key transitions that are due (see [`KeyManager::maintain`])
@@ -195,21 +302,35 @@ impl Registry {
     /// tokens keep flowing from memory while the database is away. The outage
     /// and the recovery are logged once each, not once per poll; so are
     /// failing key transitions (a full or locked disk), retried every poll.
+    ///
+    /// Each server also prunes the change log: at start, then at most once
+    /// a minute (or per `retention`, if shorter) and only after changes.
     pub async fn poll_forever(self: Arc<Self>, interval: Duration) {
         let mut maintenance_failing = false;
+        let prune_every = Duration::from_secs(self.retention.secs.clamp(0, 60) as u64);
+        let mut last_prune: Option<(Instant, i64)> = None;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             match self.refresh().await {
-                Ok(reloaded) => {
+                Ok(_) => {
                     self.last_reached
                         .store(crate::clock::unix_now(), Ordering::Relaxed);
                     if !self.database_reachable.swap(true, Ordering::Relaxed) {
                         tracing::info!("database reachable again");
                     }
-                    if reloaded {
-                        tracing::debug!("reloaded clients and keys");
+                    let seq = self.snapshot.load().seq;
+                    let due = last_prune.is_none_or(|(at, pruned_at)| {
+                        seq != pruned_at && at.elapsed() >= prune_every
+                    });
+                    if due {
+                        last_prune = Some((Instant::now(), seq));
+                        match self.prune_change_log().await {
+                            Ok(0) => {}
+                            Ok(pruned) => tracing::debug!(pruned, "pruned the change log"),
+                            Err(e) => tracing::warn!(error = %e, "cannot prune the change log"),
+                        }
                     }
                     // Apart from the refresh: a failing key transition must
                     // not make the database look unreachable.
@@ -244,26 +365,33 @@ impl Registry {
 
     async fn build_snapshot(&self, strict: bool) -> Result<Snapshot, RegistryError> {
         // Read the marker first: a change made while we read the rows moves it
-        // again, and the next poll reloads.
-        let marker = self.store.change_marker().await?;
-        let mut clients = HashMap::new();
+        // again, and the next poll applies it.
+        let seq = self.store.change_marker().await?;
+        let mut clients = Vec::new();
         for client in self.store.list_clients().await? {
             match client {
-                Ok(client) => {
-                    clients.insert(client.id.clone(), Arc::new(client));
-                }
+                Ok(client) => clients.push(client),
                 Err(e) => tracing::error!(error = %e, "skipping a client row"),
             }
         }
+        let previous = self.snapshot.load_full();
+        let keys = self.load_keys(&previous.keys, strict).await?;
+        Ok(Snapshot {
+            seq,
+            clients: Clients::from_clients(clients),
+            keys: Arc::new(keys),
+        })
+    }
 
-        let previous = self.snapshot.load();
-        let mut keys = HashMap::new();
+    /// Every key, re-using those of `previous` already parsed.
+    async fn load_keys(&self, previous: &Keys, strict: bool) -> Result<Keys, RegistryError> {
+        let mut parsed = HashMap::new();
         let mut signers = HashMap::new();
         let mut audience_signers = HashMap::new();
         let mut published = Vec::new();
         let records = self.store.list_keys(false).await?;
         for record in &records {
-            let key = match previous.keys.get(&record.kid) {
+            let key = match previous.parsed.get(&record.kid) {
                 Some(key) => Arc::clone(key),
                 None => match self.open_key(record) {
                     Ok(key) => Arc::new(key),
@@ -289,13 +417,11 @@ impl Registry {
                     }
                 }
             }
-            keys.insert(record.kid.clone(), key);
+            parsed.insert(record.kid.clone(), key);
         }
         let jwks = jwk_set(published).map_err(|_| CryptoError("cannot serialize the JWKS"))?;
-        Ok(Snapshot {
-            marker,
-            clients,
-            keys,
+        Ok(Keys {
+            parsed,
             records,
             signers,
             audience_signers,
