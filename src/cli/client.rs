@@ -11,19 +11,16 @@ use crate::clock::{rfc3339, unix_now};
 use crate::configuration::Settings;
 use crate::credentials::{generate_secret, hash_secret};
 use crate::crypto::{Algorithm, b64url, random_bytes};
-use crate::domain::{Audience, Client, ClientId, GrantType, ScopeSet};
+use crate::domain::{Audience, Client, ClientId, GrantType, NamePattern, ScopeSet};
 use crate::storage::Storage;
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client and print its secret (shown once, stored hashed).
     Create(CreateArgs),
-    /// List clients.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List clients in client_id order, streamed page by page whatever
+    /// their number.
+    List(ListArgs),
     /// Show one client.
     Show {
         // Generated ids and kids are base64url: they may start with '-'.
@@ -53,6 +50,32 @@ pub enum ClientCommand {
         confirm_delete: bool,
     },
 }
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print at most N clients (1 to 10000); when more follow, stderr says
+    /// which --after gives the next page.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
+    pub limit: Option<u32>,
+    /// Start after this client id (the last one of the previous page).
+    #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
+    pub after: Option<String>,
+    /// Only clients whose name contains PATTERN, ignoring ASCII case. A `*`
+    /// stands for any characters and makes PATTERN match the whole name
+    /// ("orders*": names starting with "orders"); every other character,
+    /// `%` and `_` included, matches itself.
+    #[arg(long, value_name = "PATTERN")]
+    pub name: Option<String>,
+    /// Print a JSON array (one client a line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The largest page `--limit` asks for: one query, held in memory at once.
+const MAX_LIMIT: i64 = 10_000;
+
+/// Clients read at a time when listing without `--limit`.
+const PAGE: usize = 1_000;
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -90,7 +113,7 @@ pub async fn exec(settings: Settings, command: ClientCommand) -> anyhow::Result<
         let out = &mut std::io::stdout().lock();
         match command {
             ClientCommand::Create(args) => create(store, &settings, args, out).await,
-            ClientCommand::List { json } => list(store, json, out).await,
+            ClientCommand::List(args) => list(store, args, out).await,
             ClientCommand::Show { client_id, json } => show(store, &client_id, json, out).await,
             ClientCommand::Disable { client_id } => {
                 let id = set_enabled(store, &client_id, false).await?;
@@ -156,36 +179,103 @@ async fn create(
     Ok(())
 }
 
-async fn list(store: &dyn Storage, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let clients: Vec<Client> = store
-        .list_clients()
-        .await?
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    if json {
-        let list: Vec<_> = clients.iter().map(view).collect();
-        writeln!(out, "{:#}", serde_json::Value::Array(list))?;
-        return Ok(());
+async fn list(store: &dyn Storage, args: ListArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut after = args.after.as_deref().map(parse_id).transpose()?;
+    let name = args
+        .name
+        .as_deref()
+        .map(NamePattern::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    // Buffered, and flushed after each page: a million lines are not a
+    // million writes, yet a reader sees every page as soon as it is read.
+    let out = &mut std::io::BufWriter::new(out);
+    let mut printer = ListPrinter::start(args.json, out)?;
+    let mut left = args.limit.map(|limit| limit as usize);
+    loop {
+        // One more than asked for tells whether another page follows.
+        let page = left.map_or(PAGE, |left| left.min(PAGE) + 1);
+        let clients = store
+            .list_clients_page(after.as_ref(), page, name.as_ref())
+            .await?;
+        let full = clients.len() == page;
+        for client in clients {
+            if left == Some(0) {
+                break;
+            }
+            let client = client?;
+            printer.print(&client, out)?;
+            after = Some(client.id);
+            left = left.map(|left| left - 1);
+        }
+        out.flush()?;
+        if !full {
+            break;
+        }
+        if left == Some(0) {
+            if let Some(last) = &after {
+                // stderr, so that stdout stays a table or valid JSON.
+                writeln!(std::io::stderr(), "next page: --after={last}")?;
+            }
+            break;
+        }
     }
-    writeln!(
-        out,
-        "{:<24} {:<8} {:>6}  {:<20} {:<30} AUDIENCES",
-        "CLIENT_ID", "ENABLED", "TTL", "NAME", "SCOPE"
-    )?;
-    for c in &clients {
-        let audiences: Vec<&str> = c.audiences.iter().map(Audience::as_str).collect();
-        writeln!(
-            out,
-            "{:<24} {:<8} {:>6}  {:<20} {:<30} {}",
-            c.id,
-            c.enabled,
-            c.token_ttl_secs,
-            c.name,
-            c.scopes.to_string(),
-            audiences.join(" ")
-        )?;
-    }
+    printer.finish(out)?;
+    out.flush()?;
     Ok(())
+}
+
+/// Writes a listing one client at a time: a table, or a JSON array with one
+/// client a line.
+struct ListPrinter {
+    json: bool,
+    first: bool,
+}
+
+impl ListPrinter {
+    fn start(json: bool, out: &mut impl Write) -> std::io::Result<Self> {
+        if json {
+            writeln!(out, "[")?;
+        } else {
+            writeln!(
+                out,
+                "{:<24} {:<8} {:>6}  {:<20} {:<30} AUDIENCES",
+                "CLIENT_ID", "ENABLED", "TTL", "NAME", "SCOPE"
+            )?;
+        }
+        Ok(Self { json, first: true })
+    }
+
+    fn print(&mut self, c: &Client, out: &mut impl Write) -> std::io::Result<()> {
+        if self.json {
+            let separator = if self.first { "" } else { ",\n" };
+            write!(out, "{separator}{}", view(c))?;
+        } else {
+            let audiences: Vec<&str> = c.audiences.iter().map(Audience::as_str).collect();
+            writeln!(
+                out,
+                "{:<24} {:<8} {:>6}  {:<20} {:<30} {}",
+                c.id,
+                c.enabled,
+                c.token_ttl_secs,
+                c.name,
+                c.scopes.to_string(),
+                audiences.join(" ")
+            )?;
+        }
+        self.first = false;
+        Ok(())
+    }
+
+    fn finish(self, out: &mut impl Write) -> std::io::Result<()> {
+        if self.json {
+            if !self.first {
+                writeln!(out)?;
+            }
+            writeln!(out, "]")?;
+        }
+        Ok(())
+    }
 }
 
 async fn show(

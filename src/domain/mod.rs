@@ -9,6 +9,7 @@ mod client;
 mod client_id;
 mod grant;
 mod key;
+mod name_pattern;
 mod scope;
 
 pub use access_token::AccessTokenClaims;
@@ -17,6 +18,7 @@ pub use client::{Client, GrantType};
 pub use client_id::ClientId;
 pub use grant::{Grant, GrantError};
 pub use key::{KeyId, KeyRecord, KeySetName, KeyState, jwk_set};
+pub use name_pattern::NamePattern;
 pub use scope::{Scope, ScopeSet};
 
 /// Why a value was refused; the text is safe to show to the sender.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
+use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName, NamePattern};
 
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -139,6 +139,16 @@ pub trait Storage: Send + Sync {
 
     /// Every client whose row parses; corrupt rows are reported, not fatal.
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError>;
+    /// At most `limit` clients in `client_id` order (the database's
+    /// collation), those after `after` if given, whose name `name` matches
+    /// if given: one page of a listing, read through the primary key index
+    /// so that a page costs the same wherever it starts.
+    async fn list_clients_page(
+        &self,
+        after: Option<&ClientId>,
+        limit: usize,
+        name: Option<&NamePattern>,
+    ) -> Result<Vec<Result<Client, StorageError>>, StorageError>;
     async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError>;
     /// The clients among `ids` whose rows exist; absent ones were deleted.
     async fn get_clients(

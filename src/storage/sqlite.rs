@@ -14,7 +14,7 @@ use super::rows::{
     CLIENT_COLUMNS, ChangeRow, ClientRow, ClientValues, KEY_COLUMNS, KeyRow, KeyValues,
 };
 use super::{Change, IDS_PER_QUERY, Resealed, Storage, StorageError, unique_violation};
-use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName};
+use crate::domain::{Client, ClientId, KeyId, KeyRecord, KeySetName, NamePattern};
 
 /// The embedded default: one SQLite file in WAL mode.
 pub struct SqliteStorage {
@@ -120,6 +120,27 @@ impl Storage for SqliteStorage {
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
         let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Client::try_from).collect())
+    }
+
+    async fn list_clients_page(
+        &self,
+        after: Option<&ClientId>,
+        limit: usize,
+        name: Option<&NamePattern>,
+    ) -> Result<Vec<Result<Client, StorageError>>, StorageError> {
+        // No id is empty and '%' matches every name: one statement serves
+        // every page, and the key condition stays a range on the index.
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id > ? \
+             AND lower(name) LIKE ? ESCAPE '\\' ORDER BY client_id LIMIT ?"
+        );
+        let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(after.map_or("", ClientId::as_str))
+            .bind(name.map_or("%", NamePattern::like_pattern))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(Client::try_from).collect())
