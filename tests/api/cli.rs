@@ -301,3 +301,237 @@ async fn verify_explains_whether_a_token_is_valid_and_why_not() {
     assert!(!garbage.status.success());
     assert!(String::from_utf8_lossy(&garbage.stderr).contains("not a JWT"));
 }
+
+/// Stores clients named `names` (ids `{prefix}{index:05}`) straight into
+/// the database: many, in one statement, without an argon2 hash each.
+async fn insert_clients(app: &TestApp, prefix: &str, names: &[&str]) -> Vec<String> {
+    let ids: Vec<String> = (0..names.len())
+        .map(|i| format!("{prefix}{i:05}"))
+        .collect();
+    let rows: Vec<String> = ids
+        .iter()
+        .zip(names)
+        .map(|(id, name)| {
+            assert!(!name.contains('\''), "{name}");
+            format!(
+                "('{id}', '{name}', '$argon2id$unused', 'read', 'https://api.example.com', \
+                 'client_credentials', 'RS256', 300, TRUE, 1, 1)"
+            )
+        })
+        .collect();
+    app.execute_sql(&format!(
+        "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, grant_types, \
+         signing_alg, token_ttl_secs, enabled, created_at, updated_at) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+    ids
+}
+
+fn listed_ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `--after=ID` that `client list --limit` printed on stderr, if any.
+fn next_page(stderr: &[u8]) -> Option<String> {
+    let stderr = String::from_utf8_lossy(stderr);
+    stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("next page: --after="))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn client_list_pages_cover_every_client_exactly_once() {
+    let app = spawn_app().await;
+    // More than one page of the streamed listing, which reads 1000 at a time.
+    let mut expected = insert_clients(&app, "p", &["n"; 2345]).await;
+    expected.sort();
+
+    let mut all = listed_ids(&json(&app.cli_ok(&["client", "list", "--json"])));
+    all.sort();
+    assert_eq!(all, expected);
+    let table = app.cli_ok(&["client", "list"]);
+    assert_eq!(table.lines().count(), 1 + 2345);
+
+    // 469 divides 2345: the last page is full, yet says nothing follows.
+    for limit in [1000, 1500, 469, 2345, 10_000] {
+        let limit_arg = limit.to_string();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut args = vec!["client", "list", "--json", "--limit", &limit_arg];
+            let after_arg = after.as_ref().map(|id| format!("--after={id}"));
+            if let Some(arg) = &after_arg {
+                args.push(arg);
+            }
+            let output = app.cli(&args);
+            assert!(output.status.success(), "{args:?}");
+            let page = listed_ids(&json(&String::from_utf8(output.stdout).unwrap()));
+            assert!(page.len() <= limit, "limit {limit}: {} listed", page.len());
+            pages += 1;
+            after = next_page(&output.stderr);
+            if let Some(next) = &after {
+                assert_eq!(next, page.last().unwrap(), "limit {limit}");
+            }
+            seen.extend(page);
+            if after.is_none() {
+                break;
+            }
+            assert!(pages < 100, "limit {limit}: pages never end");
+        }
+        assert_eq!(pages, 2345_usize.div_ceil(limit), "limit {limit}");
+        let count = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), count, "limit {limit}: a client listed twice");
+        assert_eq!(seen, expected, "limit {limit}");
+    }
+}
+
+#[tokio::test]
+async fn client_list_after_the_last_id_lists_nothing() {
+    let app = spawn_app().await;
+    let a = app.create_client().await;
+    let b = app.create_client().await;
+    let last = std::cmp::max(a.id.as_str(), b.id.as_str());
+    // The database's order, not necessarily Rust's: ask it for the last id.
+    let ids = listed_ids(&json(&app.cli_ok(&["client", "list", "--json"])));
+    let last = ids.last().map_or(last, String::as_str);
+
+    let after = format!("--after={last}");
+    let output = app.cli(&["client", "list", "--json", &after]);
+    assert!(output.status.success());
+    assert_eq!(
+        json(&String::from_utf8(output.stdout).unwrap()),
+        serde_json::json!([])
+    );
+    assert_eq!(next_page(&output.stderr), None);
+    let table = app.cli_ok(&["client", "list", "--limit", "1", &after]);
+    assert_eq!(table.lines().count(), 1, "{table}");
+
+    let first = app.cli(&["client", "list", "--limit", "1"]);
+    assert_eq!(next_page(&first.stderr).as_deref(), Some(ids[0].as_str()));
+    let listed = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        listed.contains(&ids[0]) && !listed.contains(&ids[1]),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn client_list_name_matches_case_insensitively_with_star_wildcards() {
+    let app = spawn_app().await;
+    let names = [
+        "Orders-API",
+        "orders worker",
+        "billing",
+        "100% done",
+        "100 percent",
+        "a_b",
+        "axb",
+        r"back\slash",
+        "backxslash",
+        "École",
+        "*starred",
+    ];
+    insert_clients(&app, "n", &names).await;
+    let matching = |pattern: &str| -> Vec<String> {
+        let arg = format!("--name={pattern}");
+        let list = json(&app.cli_ok(&["client", "list", "--json", &arg]));
+        let mut names: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let cases: &[(&str, &[&str])] = &[
+        ("orders", &["Orders-API", "orders worker"]),
+        ("ORDERS", &["Orders-API", "orders worker"]),
+        ("orders*", &["Orders-API", "orders worker"]),
+        ("*api", &["Orders-API"]),
+        ("o*r", &["orders worker"]),
+        ("api", &["Orders-API"]),
+        ("billing", &["billing"]),
+        ("bill", &["billing"]),
+        ("bill*", &["billing"]),
+        ("*bill", &[]),
+        ("100%", &["100% done"]),
+        ("%", &["100% done"]),
+        ("a_b", &["a_b"]),
+        ("_", &["a_b"]),
+        (r"k\s", &[r"back\slash"]),
+        (r"\", &[r"back\slash"]),
+        // Only ASCII case is folded, on both backends.
+        ("École", &["École"]),
+        ("école", &[]),
+        ("nothing like it", &[]),
+    ];
+    for (pattern, expected) in cases {
+        assert_eq!(matching(pattern), *expected, "--name {pattern:?}");
+    }
+    assert_eq!(matching("*").len(), names.len());
+    assert_eq!(matching("**").len(), names.len());
+
+    let table = app.cli_ok(&["client", "list", "--name", "billing"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.contains("billing"), "{table}");
+
+    // Pages of a filtered listing hold only matches, and end.
+    let first = app.cli(&[
+        "client", "list", "--json", "--name", "orders", "--limit", "1",
+    ]);
+    let after = next_page(&first.stderr).unwrap();
+    let arg = format!("--after={after}");
+    let second = app.cli(&[
+        "client", "list", "--json", "--name", "orders", "--limit", "1", &arg,
+    ]);
+    assert_eq!(next_page(&second.stderr), None);
+    let mut both: Vec<String> = [first.stdout, second.stdout]
+        .iter()
+        .flat_map(|out| {
+            json(&String::from_utf8_lossy(out))
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    both.sort();
+    assert_eq!(both, ["Orders-API", "orders worker"]);
+}
+
+#[tokio::test]
+async fn client_list_refuses_a_bad_limit_after_or_name_with_a_message_naming_the_flag() {
+    let app = spawn_app().await;
+    let cases: &[(&[&str], &str)] = &[
+        (&["--limit", "0"], "--limit"),
+        (&["--limit", "10001"], "--limit"),
+        (&["--limit=-1"], "--limit"),
+        (&["--limit", "many"], "--limit"),
+        (&["--after", "a b"], "not a client id"),
+        (&["--name", ""], "--name"),
+        (&["--name", "a\nb"], "--name"),
+    ];
+    for (extra, flag) in cases {
+        let mut args = vec!["client", "list"];
+        args.extend_from_slice(extra);
+        let output = app.cli(&args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+    let output = app.cli(&["client", "list", "--limit", "0"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1..=10000"));
+    app.cli_ok(&["client", "list", "--limit", "10000"]);
+    app.cli_ok(&["client", "list", "--limit", "1"]);
+}
