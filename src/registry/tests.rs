@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::*;
 use crate::crypto::Algorithm;
-use crate::domain::{Audience, Client, GrantType, ScopeSet};
+use crate::domain::{Audience, Client};
 use crate::keys::RotateMode;
 use crate::storage::connect;
 
@@ -94,16 +94,10 @@ fn new_client(i: usize, generation: u32) -> Client {
         // Not a real hash: the registry never checks it, and a distinct
         // one per generation tells generations apart.
         secret_hash: SecretString::from(format!("hash-{i}-{generation}")),
-        scopes: ScopeSet::parse("read").unwrap(),
         audiences: vec![Audience::parse("urn:a").unwrap()],
-        grant_types: vec![GrantType::ClientCredentials],
-        signing_alg: Algorithm::RS256,
-        token_ttl_secs: 60,
-        quota_per_minute: None,
-        enabled: true,
-        version: 1,
         created_at: i64::from(generation),
         updated_at: i64::from(generation),
+        ..Client::example()
     }
 }
 
