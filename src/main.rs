@@ -42,9 +42,20 @@ async fn main() -> ExitCode {
     drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`warrant client list | head`): nothing is
+        // wrong, and nobody is left to read a message.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
