@@ -40,6 +40,11 @@ impl Audience {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// True when both hold the very same string (not only equal ones).
+    pub fn shares_with(&self, other: &Audience) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl fmt::Display for Audience {

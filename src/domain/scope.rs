@@ -34,7 +34,7 @@ impl Scope {
 /// A non-empty list of distinct scopes in the order first given, kept as
 /// the space-delimited string of RFC 6749 §3.3: what tokens and responses
 /// carry, ready to copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScopeSet(Arc<str>);
 
 impl ScopeSet {
@@ -80,6 +80,11 @@ impl ScopeSet {
     /// The scopes separated by single spaces.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// True when both hold the very same string (not only equal ones).
+    pub fn shares_with(&self, other: &ScopeSet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

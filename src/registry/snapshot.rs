@@ -3,14 +3,14 @@
 //! it touches them, and keys in one shared part replaced only when a key
 //! changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
 
 use crate::crypto::{Algorithm, SigningKey};
-use crate::domain::{Audience, Client, ClientId, KeyId, KeyRecord};
+use crate::domain::{Audience, Client, ClientId, KeyId, KeyRecord, ScopeSet};
 
 /// What the hot path sees; never mutated, only replaced.
 pub struct Snapshot {
@@ -98,10 +98,14 @@ impl Default for Clients {
 }
 
 impl Clients {
+    /// A full load. Clients registered alike share one copy of their scope
+    /// and audience strings (a platform's clients mostly are).
     pub(super) fn from_clients(clients: impl IntoIterator<Item = Client>) -> Self {
         let mut all = Self::default();
         let mut shards: Vec<Shard> = vec![HashMap::new(); SHARDS];
+        let mut shared = SharedStrings::default();
         for client in clients {
+            let client = shared.share(client);
             shards[all.shard_of(&client.id)].insert(client.id.clone(), Arc::new(client));
         }
         all.shards = shards.into_iter().map(Arc::new).collect();
@@ -142,5 +146,34 @@ impl Clients {
     #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
         self.shards.iter().flat_map(|s| s.values())
+    }
+}
+
+/// One copy of each distinct scope set and audience seen during a load.
+#[derive(Default)]
+struct SharedStrings {
+    scopes: HashSet<ScopeSet>,
+    audiences: HashSet<Audience>,
+}
+
+impl SharedStrings {
+    fn share(&mut self, mut client: Client) -> Client {
+        client.scopes = shared(&mut self.scopes, client.scopes);
+        for audience in &mut client.audiences {
+            *audience = shared(&mut self.audiences, audience.clone());
+        }
+        client
+    }
+}
+
+/// The copy already in `seen` equal to `value` (a pointer clone), else
+/// `value`, kept for the next ones.
+fn shared<T: Clone + Eq + std::hash::Hash>(seen: &mut HashSet<T>, value: T) -> T {
+    match seen.get(&value) {
+        Some(known) => known.clone(),
+        None => {
+            seen.insert(value.clone());
+            value
+        }
     }
 }

@@ -436,3 +436,18 @@ fn a_change_copies_only_the_shards_it_touches() {
         .count();
     assert!(shared >= snapshot::SHARDS - 2, "{shared} shards shared");
 }
+
+#[test]
+fn clients_registered_alike_share_their_scope_and_audience_strings_after_a_load() {
+    // Parsed apart, as rows are: equal strings, separate copies.
+    let clients = Clients::from_clients((0..3).map(|i| new_client(i, 0)));
+    let (a, b) = (
+        clients.get(&client_id(0)).unwrap(),
+        clients.get(&client_id(2)).unwrap(),
+    );
+    assert!(a.scopes.shares_with(&b.scopes));
+    assert!(a.audiences[0].shares_with(&b.audiences[0]));
+    let separate = new_client(0, 0);
+    assert!(!separate.scopes.shares_with(&a.scopes));
+    assert_eq!(separate.scopes, a.scopes);
+}
