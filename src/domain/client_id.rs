@@ -1,11 +1,14 @@
 use std::fmt;
+use std::sync::Arc;
 
 use super::ParseError;
 
 /// A client identifier: 1 to 128 visible ASCII characters (RFC 6749 Appendix A
 /// allows VSCHAR; we leave out the space so ids survive shell and log use).
+/// Shared, not copied, when cloned: the client maps key by it and the
+/// client holds it too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(String);
+pub struct ClientId(Arc<str>);
 
 impl ClientId {
     pub const MAX_LEN: usize = 128;
@@ -20,7 +23,7 @@ impl ClientId {
         if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             return Err(ParseError("client_id has characters outside visible ASCII"));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
