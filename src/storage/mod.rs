@@ -137,7 +137,8 @@ pub trait Storage: Send + Sync {
         older_than_secs: i64,
     ) -> Result<u64, StorageError>;
 
-    /// Every client whose row parses; corrupt rows are reported, not fatal.
+    /// Every client whose row parses, in no particular order (the full load
+    /// of a snapshot); corrupt rows are reported, not fatal.
     async fn list_clients(&self) -> Result<Vec<Result<Client, StorageError>>, StorageError>;
     /// At most `limit` clients in `client_id` order (the database's
     /// collation), those after `after` if given, whose name `name` matches
